@@ -1,0 +1,130 @@
+"""`cachebash`: serve the embedded server and manage keys from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cachebash.bootstrap import embedded_runtime, open_store
+from cachebash.config import Settings
+from cachebash.domain.errors import CacheBashError
+from cachebash.domain.inputs import parse
+from cachebash.domain.programs import CreateKey
+from cachebash.ports.store import Query
+from cachebash.services import keys
+from cachebash.services.runtime import Runtime
+
+ADMIN_PROGRAM = "admin"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    base = Settings.from_env()
+    return Settings(
+        host=getattr(args, "host", None) or base.host,
+        port=getattr(args, "port", None) or base.port,
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else base.data_dir,
+        store=base.store,
+    )
+
+
+def _runtime(settings: Settings) -> Runtime:
+    return embedded_runtime(open_store(settings))
+
+
+def client_config(url: str, key: str) -> str:
+    return json.dumps(
+        {"mcpServers": {"cachebash": {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {key}"}}}},
+        indent=2,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cachebash.interface.http_app import MCP_PATH, build_app
+
+    settings = _settings(args)
+    runtime = _runtime(settings)
+    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}{MCP_PATH}"
+    if not runtime.store.query(Query(keys.KEYS).take(1)):
+        created = keys.issue_key(runtime, keys.DEFAULT_TENANT, CreateKey(programId=ADMIN_PROGRAM, admin=True,
+                                                                        label="first admin key"), "cli")
+        print(f"First start: created an admin key for program '{ADMIN_PROGRAM}' (shown only once):\n")
+        print(f"  {created['apiKey']}\n")
+        print("MCP client config (.mcp.json for Claude Code, ~/.cursor/mcp.json for Cursor):")
+        print(client_config(url, created["apiKey"]))
+        print("\nCreate one key per agent:  .venv/bin/cachebash keys create --program builder --group builders\n")
+    print(f"CacheBash serving MCP at {url} (data: {settings.data_dir})", flush=True)
+    uvicorn.run(build_app(runtime, host=settings.host), host=settings.host, port=settings.port,
+                log_level="warning")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    runtime = _runtime(_settings(args))
+    cmd = parse(CreateKey, {"programId": args.program, "label": args.label, "groups": args.group or [],
+                            "admin": args.admin})
+    created = keys.issue_key(runtime, args.tenant, cmd, "cli")
+    groups = ", ".join(created["groups"]) or "none"
+    print(f"Key {created['keyId']} for program '{args.program}' in tenant '{args.tenant}' "
+          f"(groups: {groups}{', admin' if args.admin else ''}). Shown only once:", file=sys.stderr)
+    print(created["apiKey"])
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    listing = keys.list_tenant_keys(_runtime(_settings(args)), args.tenant)
+    for key in listing["keys"]:
+        state = "active" if key["active"] else f"revoked {key['revokedAt']}"
+        print(f"{key['keyId']}  {key['programId']:<20} {'admin ' if key['admin'] else ''}{state:<10} "
+              f"{key.get('label') or ''}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    keys.revoke_tenant_key(_runtime(_settings(args)), args.tenant, args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the embedded server (SQLite)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir")
+    serve.set_defaults(func=cmd_serve)
+
+    key = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = key.add_parser("create", help="create a key; prints it alone on the last line")
+    create.add_argument("--program", required=True, help="program id the key acts as")
+    create.add_argument("--label")
+    create.add_argument("--group", action="append", help="add the program to this group (repeatable)")
+    create.add_argument("--admin", action="store_true", help="may manage keys and read any program state")
+    create.set_defaults(func=cmd_keys_create)
+    listing = key.add_parser("list", help="list keys of a tenant")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = key.add_parser("revoke", help="revoke a key by keyId")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+    for command in (create, listing, revoke):
+        command.add_argument("--tenant", default=keys.DEFAULT_TENANT)
+        command.add_argument("--data-dir")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CacheBashError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

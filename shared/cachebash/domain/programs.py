@@ -1,0 +1,46 @@
+"""Programs (agent identities), their groups and their persistent state."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cachebash.domain.inputs import Input, LongText, Name, ShortText
+
+BUILTIN_GROUPS: tuple[str, ...] = ("council", "builders", "intelligence")
+ALL_GROUP = "all"
+RESERVED_NAMES = frozenset({*BUILTIN_GROUPS, ALL_GROUP, "human"})
+MAX_STATE_BYTES = 64 * 1024
+
+
+class LastTask(Input):
+    taskId: ShortText | None = None
+    title: ShortText | None = None
+    outcome: ShortText | None = None
+    notes: LongText | None = None
+
+
+class ContextSummary(Input):
+    lastTask: LastTask | None = Field(None, description="The task you worked on last and how it ended.")
+    activeWorkItems: list[ShortText] | None = Field(None, max_length=100, description="What is in flight.")
+    openQuestions: list[ShortText] | None = Field(None, max_length=100, description="Questions still open.")
+    handoffNotes: LongText | None = Field(None, description="Notes for your next session.")
+
+
+class GetProgramState(Input):
+    programId: Name | None = Field(None, description="Defaults to you. Only admin keys may read another program's state.")
+
+
+class UpdateProgramState(Input):
+    programId: Name | None = Field(None, description="Defaults to you; a program may only write its own state.")
+    contextSummary: ContextSummary = Field(description="Fields given replace the stored ones; fields left out are kept.")
+
+
+class CreateKey(Input):
+    programId: Name = Field(description="Program id the key acts as (its identity), e.g. 'builder'.")
+    label: ShortText | None = Field(None, description="Human label, e.g. 'Builder Agent - Claude Code'.")
+    groups: list[Name] = Field(default_factory=list, max_length=20, description="Groups to add the program to, e.g. ['builders'].")
+    admin: bool = Field(False, description="Whether the key may manage keys and read every program's state.")
+
+
+class RevokeKey(Input):
+    keyId: ShortText = Field(description="keyId from list_keys.")

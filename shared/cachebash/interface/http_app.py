@@ -1,0 +1,93 @@
+"""The ASGI application: `/v1/mcp` behind API-key auth, and a health route for probes."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cachebash import __version__
+from cachebash.domain.errors import Unauthenticated
+from cachebash.interface.mcp_server import build_mcp_server
+from cachebash.services.keys import authenticate
+from cachebash.services.runtime import Runtime
+
+MCP_PATH = "/v1/mcp"
+MAX_BODY_BYTES = 256 * 1024
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ApiKeyAuth:
+    """Resolve the Bearer key before the MCP layer sees the request: an unknown or revoked
+    key gets 401 and nothing runs. The resolved `Caller` rides in the ASGI scope's state."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == self.path:
+            token = _bearer(scope)
+            try:
+                caller = authenticate(self.runtime, token)
+            except Unauthenticated as exc:
+                await _unauthorized(exc, scope, receive, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+async def _unauthorized(exc: Unauthenticated, scope: Scope, receive: Receive, send: Send) -> None:
+    body = {"success": False, "error": exc.to_dict()}
+    response = Response(
+        json.dumps(body), status_code=401, media_type="application/json",
+        headers={"WWW-Authenticate": 'Bearer realm="cachebash"'},
+    )
+    await response(scope, receive, send)
+
+
+def _transport_security(host: str) -> TransportSecuritySettings:
+    """DNS-rebinding protection stays on for a loopback bind; for other binds the allowed
+    Host headers come from CACHEBASH_ALLOWED_HOSTS (comma-separated), or are not checked
+    when it is unset, since every request must carry a valid API key anyway."""
+    allowed = [h.strip() for h in os.environ.get("CACHEBASH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    if host in LOCAL_HOSTS:
+        allowed += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    elif not allowed:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    origins = [f"http://{h}" for h in allowed] + [f"https://{h}" for h in allowed]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=allowed, allowed_origins=origins
+    )
+
+
+def build_app(runtime: Runtime, *, host: str = "127.0.0.1") -> Any:
+    server = build_mcp_server(runtime)
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        json_response=True,
+        stateless_http=True,
+        max_request_body_size=MAX_BODY_BYTES,
+        transport_security=_transport_security(host),
+        host=host,
+    )
+    return ApiKeyAuth(app, runtime)

@@ -1,0 +1,112 @@
+"""The MCP server: every ToolSpec as an MCP tool with a strict schema and CacheBash errors.
+
+The SDK's own argument validation is replaced by a pass-through model so that our
+input models validate once and a bad argument comes back as our structured error
+(`{"success": false, "error": {"code", "message", "field"}}`), which an LLM can act on,
+instead of a pydantic dump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ConfigDict
+
+from cachebash import __version__
+from cachebash.domain.errors import CacheBashError, Unauthenticated
+from cachebash.domain.inputs import parse
+from cachebash.interface.tools import ToolSpec, all_tools
+from cachebash.services.runtime import Caller, Runtime
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """CacheBash coordinates you with other AI agents. Your identity comes from your API key.
+At the start of a session: get_program_state, get_tasks, get_messages.
+To hand off work: create_task (with full instructions) and send_message (DIRECTIVE).
+To do work: get_tasks -> claim_task -> report_task_progress -> complete_task.
+Before a session ends: update_program_state."""
+
+
+class _PassThrough(ArgModelBase):
+    """Accept any arguments so validation happens once, in our own input model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
+
+
+def make_runner(runtime: Runtime) -> Runner:
+    """Call services inline when the store is local and fast; in a worker thread when it does network I/O."""
+
+    async def inline(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return fn()
+
+    async def threaded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(fn)
+
+    return threaded if runtime.store.blocking_io else inline
+
+
+def tool_result(body: dict[str, Any], *, error: bool = False) -> CallToolResult:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body, is_error=error)
+
+
+def error_result(exc: CacheBashError) -> CallToolResult:
+    return tool_result({"success": False, "error": exc.to_dict()}, error=True)
+
+
+def caller_of(ctx: Context[Any, Any]) -> Caller:
+    request = ctx.request_context.request
+    caller = request.scope.get("state", {}).get("caller") if request is not None else None
+    if not isinstance(caller, Caller):
+        raise Unauthenticated("no API key on this request")
+    return caller
+
+
+def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
+    async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
+        try:
+            caller = caller_of(ctx)
+            cmd = parse(spec.input, arguments)
+            return tool_result(await run(lambda: spec.handler(runtime, caller, cmd)))
+        except CacheBashError as exc:
+            return error_result(exc)
+
+    schema = spec.input.model_json_schema()
+    schema.pop("title", None)
+    return Tool(
+        fn=call,
+        name=spec.name,
+        description=spec.description,
+        parameters=schema,
+        fn_metadata=FuncMetadata(arg_model=_PassThrough),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=ToolAnnotations(
+            read_only_hint=spec.read_only, idempotent_hint=spec.idempotent or None, open_world_hint=False,
+            destructive_hint=False if not spec.read_only else None,
+        ),
+    )
+
+
+def build_mcp_server(runtime: Runtime) -> MCPServer:
+    run = make_runner(runtime)
+    return MCPServer(
+        name="cachebash",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=[_mcp_tool(spec, runtime, run) for spec in all_tools()],
+    )

@@ -1,0 +1,30 @@
+"""Tool specs per area; `mcp_server` turns them into MCP tools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cachebash.domain.inputs import Input
+from cachebash.services.runtime import Caller, Runtime
+
+Handler = Callable[[Runtime, Caller, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its name, what an LLM should read to decide to call it, its input, its service."""
+
+    name: str
+    description: str
+    input: type[Input]
+    handler: Handler
+    read_only: bool = False
+    idempotent: bool = False
+
+
+def all_tools() -> list[ToolSpec]:
+    from cachebash.interface.tools import keys, messages, programs, tasks
+
+    return [*tasks.TOOLS, *messages.TOOLS, *programs.TOOLS, *keys.TOOLS]

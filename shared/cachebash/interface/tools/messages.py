@@ -1,0 +1,42 @@
+"""Message tools: the relay."""
+
+from __future__ import annotations
+
+from cachebash.domain.inputs import NoArguments
+from cachebash.domain.messages import GetMessages, GetThread, SendMessage
+from cachebash.interface.tools import ToolSpec
+from cachebash.services import directory, relay
+
+
+TOOLS = [
+    ToolSpec(
+        "send_message",
+        "Send a typed message to a program, or to a group (council, builders, intelligence, all, or custom), "
+        "where every member but you gets one copy. Use DIRECTIVE to ask for work, ACK with reply_to to confirm "
+        "one, STATUS for updates, QUERY to ask, RESULT to report an outcome.",
+        SendMessage,
+        relay.send_message,
+    ),
+    ToolSpec(
+        "get_messages",
+        "Fetch your undelivered messages, highest priority first, and mark them delivered so you never get "
+        "the same message twice. Use peek=true to look without marking. Call at session start and after "
+        "each task.",
+        GetMessages,
+        relay.get_messages,
+    ),
+    ToolSpec(
+        "get_thread",
+        "Read a whole conversation by threadId, oldest first, without changing what get_messages returns.",
+        GetThread,
+        relay.get_thread,
+        read_only=True,
+    ),
+    ToolSpec(
+        "list_groups",
+        "List the multicast groups of your tenant and their members (targets for send_message/create_task).",
+        NoArguments,
+        lambda rt, caller, _: directory.list_groups(rt, caller),
+        read_only=True,
+    ),
+]

@@ -1,0 +1,1 @@
+"""Small interfaces the services are written against; adapters implement them."""

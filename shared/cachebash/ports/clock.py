@@ -1,0 +1,37 @@
+"""Time as a port, so leases and expiry can be tested without sleeping."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta
+
+
+class Clock(ABC):
+    @abstractmethod
+    def now(self) -> datetime: ...
+
+    def iso(self, offset_seconds: float = 0) -> str:
+        return to_iso(self.now() + timedelta(seconds=offset_seconds))
+
+
+def to_iso(moment: datetime) -> str:
+    """Fixed-width UTC timestamps, so string order is time order in every store."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock(Clock):
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)

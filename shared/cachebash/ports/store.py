@@ -1,0 +1,183 @@
+"""The document store port, shaped like Firestore.
+
+Documents live at slash paths (`tenants/t1/tasks/abc`). Queries are limited to what
+Firestore can serve with a composite index: equality filters, at most one `in`, range
+filters on one field only, order-by and a cursor. Transactions read first and write after,
+and may be run again on contention, so the function passed to `run_transaction` must not
+have side effects outside the transaction. Adapters enforce all of this, so a service that
+works on SQLite also works on Firestore.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+Op = Literal["==", "in", "<", "<=", ">", ">=", "array_contains"]
+RANGE_OPS = frozenset({"<", "<=", ">", ">="})
+FIELD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_IN_VALUES = 30
+
+
+class StoreError(Exception):
+    """A misuse of the port: a bug in the calling service, never the agent's fault."""
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class Missing(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Filter:
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class Order:
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query over one collection. `start_after` holds the order-by values of the last
+    document seen, followed by its id, exactly as `Doc.cursor(query)` returns them."""
+
+    collection: str
+    filters: tuple[Filter, ...] = ()
+    order_by: tuple[Order, ...] = ()
+    limit: int | None = None
+    start_after: tuple[Any, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_query(self)
+
+    def where(self, field: str, op: Op, value: Any) -> Query:
+        return _replace(self, filters=(*self.filters, Filter(field, op, value)))
+
+    def order(self, field: str, descending: bool = False) -> Query:
+        return _replace(self, order_by=(*self.order_by, Order(field, descending)))
+
+    def after(self, cursor: tuple[Any, ...] | None) -> Query:
+        return _replace(self, start_after=cursor)
+
+    def take(self, limit: int) -> Query:
+        return _replace(self, limit=limit)
+
+
+def _replace(query: Query, **changes: Any) -> Query:
+    values = {name: getattr(query, name) for name in Query.__dataclass_fields__}
+    values.update(changes)
+    return Query(**values)
+
+
+def check_query(query: Query) -> None:
+    """Refuse any query Firestore could not run, on every adapter."""
+    check_path(query.collection, collection=True)
+    for item in (*query.filters, *query.order_by):
+        if not FIELD_PATTERN.match(item.field):
+            raise StoreError(f"bad field name {item.field!r}")
+    ins = [f for f in query.filters if f.op == "in"]
+    if len(ins) > 1:
+        raise StoreError("at most one 'in' filter per query")
+    if ins and not (0 < len(ins[0].value) <= MAX_IN_VALUES):
+        raise StoreError(f"'in' takes 1 to {MAX_IN_VALUES} values")
+    ranged = {f.field for f in query.filters if f.op in RANGE_OPS}
+    if len(ranged) > 1:
+        raise StoreError("range filters on more than one field")
+    if ranged and query.order_by and query.order_by[0].field not in ranged:
+        raise StoreError("with a range filter, the first order-by must be on that field")
+    if query.start_after is not None and len(query.start_after) != len(query.order_by) + 1:
+        raise StoreError("start_after needs one value per order-by field plus the document id")
+
+
+def check_path(path: str, *, collection: bool) -> None:
+    parts = path.split("/")
+    if any(not part for part in parts) or (len(parts) % 2 == 1) != collection:
+        kind = "collection" if collection else "document"
+        raise StoreError(f"{path!r} is not a {kind} path")
+
+
+def parent_and_id(path: str) -> tuple[str, str]:
+    check_path(path, collection=False)
+    parent, _, doc_id = path.rpartition("/")
+    return parent, doc_id
+
+
+@dataclass(frozen=True)
+class Doc:
+    path: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.path.rpartition("/")[2]
+
+    def cursor(self, query: Query) -> tuple[Any, ...]:
+        return (*(self.data.get(o.field) for o in query.order_by), self.id)
+
+
+class Transaction(ABC):
+    """Reads, then writes. Reading after the first write is a bug and is refused."""
+
+    @abstractmethod
+    def get(self, path: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]: ...
+
+    @abstractmethod
+    def query(self, query: Query) -> list[Doc]: ...
+
+    @abstractmethod
+    def create(self, path: str, data: dict[str, Any]) -> None:
+        """Write a new document; the transaction fails with `AlreadyExists` if it exists."""
+
+    @abstractmethod
+    def set(self, path: str, data: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def update(self, path: str, fields: dict[str, Any]) -> None:
+        """Replace the given top-level fields of an existing document."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None: ...
+
+
+QueryObserver = Callable[[Query], None]
+
+
+class Store(ABC):
+    #: Whether calls block on network I/O, so the server should run them off its event loop.
+    blocking_io: bool = False
+
+    def __init__(self) -> None:
+        self.observers: list[QueryObserver] = []
+
+    def observe(self, query: Query) -> None:
+        """Tell observers (the index checker in tests) about every query issued."""
+        for observer in self.observers:
+            observer(query)
+
+    @abstractmethod
+    def run_transaction(self, fn: Callable[[Transaction], T]) -> T: ...
+
+    @abstractmethod
+    def get(self, path: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def query(self, query: Query) -> list[Doc]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; adapters that hold none need not override it."""

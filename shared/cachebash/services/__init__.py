@@ -1,0 +1,1 @@
+"""Use cases, written once over the ports and shared by both runtimes."""

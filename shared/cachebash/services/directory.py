@@ -1,0 +1,69 @@
+"""Who exists in a tenant: programs, the groups they belong to, and target resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachebash.domain.errors import InvalidInput
+from cachebash.domain.programs import ALL_GROUP, BUILTIN_GROUPS, RESERVED_NAMES
+from cachebash.ports.store import Query, Transaction
+from cachebash.services.runtime import Caller, Runtime, tenant_path
+
+
+def programs_query(tenant_id: str) -> Query:
+    return Query(tenant_path(tenant_id, "programs"))
+
+
+def all_programs(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:
+    return [doc.data for doc in rt.store.query(programs_query(tenant_id))]
+
+
+def group_members(programs: list[dict[str, Any]], group: str) -> list[str]:
+    if group == ALL_GROUP:
+        return sorted(p["programId"] for p in programs)
+    return sorted(p["programId"] for p in programs if group in p.get("groups", []))
+
+
+def known_groups(programs: list[dict[str, Any]]) -> set[str]:
+    return {*BUILTIN_GROUPS, ALL_GROUP, *(g for p in programs for g in p.get("groups", []))}
+
+
+def resolve_target(rt: Runtime, caller: Caller, target: str) -> tuple[str, bool, list[str]]:
+    """Classify a target: (name, is_group, members). Members is empty for an unknown name."""
+    programs = all_programs(rt, caller.tenant_id)
+    if target in known_groups(programs):
+        return target, True, group_members(programs, target)
+    if any(p["programId"] == target for p in programs):
+        return target, False, [target]
+    return target, False, []
+
+
+def list_groups(rt: Runtime, caller: Caller) -> dict[str, Any]:
+    programs = all_programs(rt, caller.tenant_id)
+    groups = [
+        {
+            "name": name,
+            "builtin": name in BUILTIN_GROUPS or name == ALL_GROUP,
+            "members": group_members(programs, name),
+        }
+        for name in sorted(known_groups(programs), key=lambda g: (g == ALL_GROUP, g not in BUILTIN_GROUPS, g))
+    ]
+    return {"success": True, "count": len(groups), "groups": groups}
+
+
+def register_program(
+    tx: Transaction, tenant_id: str, program_id: str, groups: list[str], now: str
+) -> tuple[str, dict[str, Any]]:
+    """Read step of adding a program (and its groups); returns the write for the caller to make.
+
+    Split this way because Firestore transactions must read everything before writing."""
+    if program_id in RESERVED_NAMES:
+        raise InvalidInput(f"programId: '{program_id}' is a reserved group name", field="programId")
+    for group in groups:
+        if group == ALL_GROUP:
+            raise InvalidInput("groups: every program is in 'all' already", field="groups")
+    path = tenant_path(tenant_id, "programs", program_id)
+    existing = tx.get(path)
+    merged = sorted({*(existing or {}).get("groups", []), *groups})
+    doc = {"programId": program_id, "groups": merged, "createdAt": (existing or {}).get("createdAt", now)}
+    return path, doc

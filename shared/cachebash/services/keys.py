@@ -1,0 +1,131 @@
+"""API keys: each fixes one program's identity in one tenant.
+
+Only the SHA-256 of a key is stored (as the document id of `keys/{hash}`), so a leaked
+database does not leak working keys; the plaintext is shown once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+
+from cachebash.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from cachebash.domain.inputs import NAME_PATTERN
+from cachebash.domain.programs import CreateKey, RevokeKey
+from cachebash.ports.store import Query, Transaction
+from cachebash.services.directory import register_program
+from cachebash.services.runtime import Caller, Runtime
+
+KEY_PREFIX = "cb_"
+KEYS = "keys"
+DEFAULT_TENANT = "default"
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def key_path(key_hash: str) -> str:
+    return f"{KEYS}/{key_hash}"
+
+
+def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> dict[str, Any]:
+    """Create a key (and register its program and groups) in one transaction."""
+    if not re.match(NAME_PATTERN, tenant_id):
+        raise InvalidInput("tenant: letters, digits, '_', '.', '-' only (max 64)", field="tenant")
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_hash = hash_key(plaintext)
+    now = rt.clock.iso()
+    record = {
+        "keyId": key_hash[:16],
+        "tenantId": tenant_id,
+        "programId": cmd.programId,
+        "label": cmd.label,
+        "admin": cmd.admin,
+        "active": True,
+        "createdAt": now,
+        "createdBy": created_by,
+        "revokedAt": None,
+        "lastUsedAt": None,
+    }
+
+    def write(tx: Transaction) -> dict[str, Any]:
+        program_path, program = register_program(tx, tenant_id, cmd.programId, list(cmd.groups), now)
+        tx.create(key_path(key_hash), record)
+        tx.set(program_path, program)
+        return program
+
+    program = rt.store.run_transaction(write)
+    return {
+        "success": True, "apiKey": plaintext, "keyId": record["keyId"], "programId": cmd.programId,
+        "tenantId": tenant_id, "groups": program["groups"], "admin": cmd.admin, "label": cmd.label,
+        "note": "This is the only time the key is shown. Store it securely.",
+    }
+
+
+def create_key(rt: Runtime, caller: Caller, cmd: CreateKey) -> dict[str, Any]:
+    _require_admin(caller, "create keys")
+    return issue_key(rt, caller.tenant_id, cmd, caller.program_id)
+
+
+def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
+    if not plaintext:
+        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+    key_hash = hash_key(plaintext)
+    record = rt.store.get(key_path(key_hash))
+    if record is None:
+        raise Unauthenticated("unknown API key")
+    if not record.get("active"):
+        raise Unauthenticated(f"API key {record['keyId']} was revoked at {record.get('revokedAt')}")
+    program = rt.store.get(f"tenants/{record['tenantId']}/programs/{record['programId']}") or {}
+    return Caller(
+        tenant_id=record["tenantId"],
+        program_id=record["programId"],
+        admin=bool(record.get("admin")),
+        groups=tuple(program.get("groups", ())),
+        key_id=record["keyId"],
+    )
+
+
+def _tenant_keys(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:
+    query = Query(KEYS).where("tenantId", "==", tenant_id).order("createdAt")
+    return [doc.data for doc in rt.store.query(query)]
+
+
+def list_keys(rt: Runtime, caller: Caller) -> dict[str, Any]:
+    _require_admin(caller, "list keys")
+    return list_tenant_keys(rt, caller.tenant_id)
+
+
+def list_tenant_keys(rt: Runtime, tenant_id: str) -> dict[str, Any]:
+    keys = [{k: v for k, v in record.items() if k != "tenantId"} for record in _tenant_keys(rt, tenant_id)]
+    return {"success": True, "count": len(keys), "keys": keys}
+
+
+def revoke_key(rt: Runtime, caller: Caller, cmd: RevokeKey) -> dict[str, Any]:
+    _require_admin(caller, "revoke keys")
+    return revoke_tenant_key(rt, caller.tenant_id, cmd.keyId)
+
+
+def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any]:
+    query = Query(KEYS).where("tenantId", "==", tenant_id).where("keyId", "==", key_id)
+    now = rt.clock.iso()
+
+    def revoke(tx: Transaction) -> dict[str, Any]:
+        docs = tx.query(query)
+        if not docs:
+            raise NotFound(f"no key {key_id} in this tenant", field="keyId")
+        record = docs[0].data
+        if record.get("active"):
+            tx.update(docs[0].path, {"active": False, "revokedAt": now})
+        return record
+
+    record = rt.store.run_transaction(revoke)
+    return {"success": True, "keyId": key_id, "programId": record["programId"], "active": False}
+
+
+def _require_admin(caller: Caller, what: str) -> None:
+    if not caller.admin:
+        raise Forbidden(f"only admin keys may {what}; '{caller.program_id}' is not an admin key")

@@ -1,0 +1,53 @@
+"""What every service needs, and who is asking."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from cachebash.domain.errors import Forbidden
+from cachebash.domain.programs import ALL_GROUP
+from cachebash.ports.bus import Bus
+from cachebash.ports.clock import Clock
+from cachebash.ports.store import Store
+
+
+@dataclass
+class Runtime:
+    store: Store
+    bus: Bus
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The identity an API key fixes. Services trust nothing else about who is asking."""
+
+    tenant_id: str
+    program_id: str
+    admin: bool = False
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    key_id: str | None = None
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every target name that reaches this program: itself, its groups and `all`."""
+        return (self.program_id, *self.groups, ALL_GROUP)
+
+    def check_source(self, source: str | None) -> None:
+        if source is not None and source != self.program_id:
+            raise Forbidden(
+                f"source is taken from your API key: you are '{self.program_id}', not '{source}'; "
+                "leave source out",
+                field="source",
+            )
+
+
+def new_id() -> str:
+    """80 random bits: unguessable, and never monotonic (Firestore hot-spots sequential ids)."""
+    return secrets.token_hex(10)
+
+
+def tenant_path(tenant_id: str, collection: str, doc_id: str | None = None) -> str:
+    base = f"tenants/{tenant_id}/{collection}"
+    return base if doc_id is None else f"{base}/{doc_id}"
