@@ -15,8 +15,9 @@ class Clock(ABC):
 
 
 def to_iso(moment: datetime) -> str:
-    """Fixed-width UTC timestamps, so string order is time order in every store."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """Fixed-width UTC timestamps to the microsecond, so string order is time order in every store
+    and two tasks created in the same millisecond still keep their order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SystemClock(Clock):

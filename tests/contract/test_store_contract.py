@@ -1,0 +1,180 @@
+"""The store port's contract. Every adapter must pass this same suite."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from cachebash.ports.store import AlreadyExists, Missing, Query, Store, StoreError, Transaction
+
+TASKS = "tenants/t1/tasks"
+
+
+def put(store: Store, path: str, data: dict[str, object]) -> None:
+    store.run_transaction(lambda tx: tx.set(path, data))
+
+
+def ids(docs: list) -> list[str]:  # type: ignore[type-arg]
+    return [d.id for d in docs]
+
+
+def test_get_create_set_update_delete(store: Store) -> None:
+    path = f"{TASKS}/a"
+    assert store.get(path) is None
+    store.run_transaction(lambda tx: tx.create(path, {"n": 1, "keep": "x"}))
+    assert store.get(path) == {"n": 1, "keep": "x"}
+    store.run_transaction(lambda tx: tx.update(path, {"n": 2, "extra": [1, 2]}))
+    assert store.get(path) == {"n": 2, "keep": "x", "extra": [1, 2]}
+    put(store, path, {"only": True})
+    assert store.get(path) == {"only": True}, "set replaces the whole document"
+    store.run_transaction(lambda tx: tx.delete(path))
+    assert store.get(path) is None
+
+
+def test_create_existing_fails_and_writes_nothing(store: Store) -> None:
+    put(store, f"{TASKS}/a", {"n": 1})
+
+    def both(tx: Transaction) -> None:
+        tx.set(f"{TASKS}/b", {"n": 2})
+        tx.create(f"{TASKS}/a", {"n": 3})
+
+    with pytest.raises(AlreadyExists):
+        store.run_transaction(both)
+    assert store.get(f"{TASKS}/a") == {"n": 1}
+    assert store.get(f"{TASKS}/b") is None, "a failed transaction leaves nothing behind"
+
+
+def test_update_of_missing_document_fails(store: Store) -> None:
+    with pytest.raises(Missing):
+        store.run_transaction(lambda tx: tx.update(f"{TASKS}/nope", {"n": 1}))
+
+
+def test_exception_in_transaction_rolls_back(store: Store) -> None:
+    def fail(tx: Transaction) -> None:
+        tx.set(f"{TASKS}/a", {"n": 1})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.run_transaction(fail)
+    assert store.get(f"{TASKS}/a") is None
+
+
+def test_reads_after_writes_are_refused(store: Store) -> None:
+    def bad(tx: Transaction) -> None:
+        tx.set(f"{TASKS}/a", {"n": 1})
+        tx.get(f"{TASKS}/b")
+
+    with pytest.raises(StoreError, match="read after write"):
+        store.run_transaction(bad)
+
+
+def test_transaction_reads_see_committed_data(store: Store) -> None:
+    put(store, f"{TASKS}/a", {"n": 1, "k": "x"})
+    put(store, f"{TASKS}/b", {"n": 2, "k": "x"})
+
+    def read(tx: Transaction) -> tuple[list[dict[str, object] | None], list[str]]:
+        many = tx.get_all([f"{TASKS}/a", f"{TASKS}/zz"])
+        found = tx.query(Query(TASKS).where("k", "==", "x").order("n"))
+        return many, ids(found)
+
+    many, found = store.run_transaction(read)
+    assert many == [{"n": 1, "k": "x"}, None]
+    assert found == ["a", "b"]
+
+
+@pytest.fixture
+def queue(store: Store) -> Store:
+    rows = [
+        ("a", "builder", 1, "2026-01-01T00:00:03.000Z"),
+        ("b", "builders", 0, "2026-01-01T00:00:05.000Z"),
+        ("c", "builder", 0, "2026-01-01T00:00:04.000Z"),
+        ("d", "reviewer", 0, "2026-01-01T00:00:01.000Z"),
+        ("e", "all", 2, "2026-01-01T00:00:02.000Z"),
+        ("f", "builder", 1, "2026-01-01T00:00:01.000Z"),
+    ]
+
+    def write(tx: Transaction) -> None:
+        for doc_id, target, rank, created in rows:
+            tx.set(f"{TASKS}/{doc_id}", {"target": target, "phase": "queued", "priorityRank": rank,
+                                         "createdAt": created, "labels": [target, "x"]})
+
+    store.run_transaction(write)
+    put(store, "tenants/t2/tasks/zz", {"target": "builder", "phase": "queued", "priorityRank": 0,
+                                       "createdAt": "2026-01-01T00:00:00.000Z"})
+    return store
+
+
+def queue_query() -> Query:
+    return (Query(TASKS).where("target", "in", ["builder", "builders", "all"]).where("phase", "==", "queued")
+            .order("priorityRank").order("createdAt"))
+
+
+def test_in_filter_with_order_and_limit(queue: Store) -> None:
+    assert ids(queue.query(queue_query())) == ["c", "b", "f", "a", "e"]
+    assert ids(queue.query(queue_query().take(2))) == ["c", "b"]
+
+
+def test_cursor_pages_neither_skip_nor_repeat(queue: Store) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = queue.query(queue_query().after(cursor).take(2))
+        seen += ids(page)
+        if len(page) < 2:
+            break
+        cursor = page[-1].cursor(queue_query())
+    assert seen == ["c", "b", "f", "a", "e"]
+
+
+def test_equality_range_and_array_filters(queue: Store) -> None:
+    assert ids(queue.query(Query(TASKS).where("target", "==", "builder").order("createdAt"))) == ["f", "a", "c"]
+    ranged = Query(TASKS).where("createdAt", ">=", "2026-01-01T00:00:03.000Z").order("createdAt")
+    assert ids(queue.query(ranged)) == ["a", "c", "b"]
+    assert sorted(ids(queue.query(Query(TASKS).where("labels", "array_contains", "reviewer")))) == ["d"]
+    assert ids(queue.query(Query(TASKS).order("createdAt", descending=True).take(2))) == ["b", "c"]
+
+
+def test_tenants_are_separate_collections(queue: Store) -> None:
+    assert ids(queue.query(Query("tenants/t2/tasks"))) == ["zz"]
+    assert "zz" not in ids(queue.query(Query(TASKS)))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Query(TASKS).where("a", "in", [1]).where("b", "in", [2]),
+    lambda: Query(TASKS).where("a", ">", 1).where("b", "<", 2),
+    lambda: Query(TASKS).where("a", ">", 1).order("b"),
+    lambda: Query(TASKS).where("a", "in", []),
+    lambda: Query("tenants/t1"),
+    lambda: Query(TASKS).where("a; DROP", "==", 1),
+])
+def test_queries_firestore_cannot_serve_are_refused(build: Callable[[], Query]) -> None:
+    with pytest.raises(StoreError):
+        build()
+
+
+@pytest.mark.real_transactions
+def test_concurrent_read_modify_write_loses_nothing(store: Store, store_factory: Callable[[], Store]) -> None:
+    """Eight writers, each with its own connection, increment one counter 25 times."""
+    path = f"{TASKS}/counter"
+    put(store, path, {"n": 0})
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        mine = store_factory()
+        try:
+            for _ in range(25):
+                mine.run_transaction(lambda tx: tx.update(path, {"n": (tx.get(path) or {})["n"] + 1}))
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.get(path) == {"n": 200}
