@@ -1,0 +1,70 @@
+"""Durability across restarts, and the CLI a person uses to start and manage the server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.server import BIN, Agent, ServerProcess
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_task_survives_a_restart(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        assert server.admin_key and "mcpServers" in "".join(server.output), "first start prints a client config"
+        async with Agent(server.url, server.admin_key) as admin:
+            builder_key = (await admin.call("create_key", programId="builder"))["apiKey"]
+            task = await admin.call("create_task", title="Survive the restart", target="builder", priority="high")
+            await admin.call("send_message", target="builder", message="also me")
+    finally:
+        server.stop()
+
+    again = ServerProcess(tmp_path / "data").start()
+    try:
+        assert again.admin_key is None, "no new admin key once keys exist"
+        async with Agent(again.url, builder_key) as builder:
+            queue = await builder.call("get_tasks")
+            assert [(t["taskId"], t["title"], t["priority"]) for t in queue["tasks"]] == [
+                (task["taskId"], "Survive the restart", "high")]
+            assert (await builder.call("claim_task", taskId=task["taskId"]))["status"] == "claimed"
+            assert [m["message"] for m in (await builder.call("get_messages"))["messages"]] == ["also me"]
+    finally:
+        again.stop()
+
+
+def test_keys_cli_prints_key_last_and_hints_to_stderr(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    done = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "builder", "--label", "B",
+                           "--group", "builders", "--group", "council", "--data-dir", data],
+                          capture_output=True, text=True, check=True)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cb_")
+    assert "builders, council" in done.stderr
+    listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
+                             capture_output=True, text=True, check=True).stdout
+    key_id = listing.split()[0]
+    assert "builder" in listing and "active" in listing
+    subprocess.run([str(BIN / "cachebash"), "keys", "revoke", key_id, "--data-dir", data], check=True,
+                   capture_output=True)
+    listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
+                             capture_output=True, text=True, check=True).stdout
+    assert "revoked" in listing
+    bad = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "all", "--data-dir", data],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "reserved" in bad.stderr
+
+
+def test_first_start_config_is_valid_json(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        text = "".join(server.output)
+        config = json.loads(text[text.index("{"): text.rindex("}") + 1])
+        entry = config["mcpServers"]["cachebash"]
+        assert entry["url"] == server.url
+        assert entry["headers"]["Authorization"] == f"Bearer {server.admin_key}"
+    finally:
+        server.stop()

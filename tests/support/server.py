@@ -1,0 +1,148 @@
+"""A real `cachebash serve` process on a free port, and MCP agents that talk to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """Runs the CLI exactly as `make serve` does, with its own data dir."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.admin_key: str | None = None
+        self.output: list[str] = []
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/v1/mcp"
+
+    def start(self) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [str(BIN / "cachebash"), "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if found := re.search(r"^\s+(cb_\S+)\s*$", line):
+                self.admin_key = found.group(1)
+            if line.startswith("CacheBash serving"):
+                break
+        else:
+            raise RuntimeError("server exited:\n" + "".join(self.output))
+        # Keep draining its output so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def cli(self, *args: str) -> str:
+        """Run `cachebash ...` against this server's data dir; returns stdout."""
+        done = subprocess.run([str(BIN / "cachebash"), *args, "--data-dir", str(self.data_dir)],
+                              capture_output=True, text=True, env=self.env, check=True)
+        return done.stdout
+
+
+class ToolFailed(AssertionError):
+    pass
+
+
+class Agent:
+    """One AI session: an official MCP client with its own API key."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+        self._client: Client | None = None
+        self._http: httpx2.AsyncClient | None = None
+
+    async def __aenter__(self) -> Agent:
+        self._http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
+        self._client = Client(streamable_http_client(self.url, http_client=self._http))
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None,
+                                          TracebackType | None]) -> None:
+        assert self._client is not None and self._http is not None
+        await self._client.__aexit__(None, None, None)
+        await self._http.aclose()
+
+    async def raw(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        """Call a tool; returns the structured result, checking it matches the text content."""
+        assert self._client is not None
+        result = await self._client.call_tool(tool, arguments)
+        body = result.structured_content
+        assert isinstance(body, dict)
+        assert json.loads(result.content[0].text) == body  # type: ignore[union-attr]
+        assert result.is_error == (body["success"] is False)
+        return body
+
+    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        body = await self.raw(tool, **arguments)
+        if not body["success"]:
+            raise ToolFailed(f"{tool} failed: {body['error']}")
+        return body
+
+    async def fail(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        body = await self.raw(tool, **arguments)
+        assert body["success"] is False, f"{tool} unexpectedly succeeded: {body}"
+        return dict(body["error"])
+
+    async def list_tools(self) -> list[Any]:
+        assert self._client is not None
+        return list((await self._client.list_tools()).tools)
