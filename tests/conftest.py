@@ -9,11 +9,9 @@ import pytest
 
 from cachebash.adapters.sqlite_store import SqliteStore
 from cachebash.bootstrap import embedded_runtime
-from cachebash.domain.programs import CreateKey
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
-from cachebash.services import keys
-from cachebash.services.runtime import Caller, Runtime
+from cachebash.services.runtime import Runtime
 
 
 @pytest.fixture
@@ -52,10 +50,3 @@ def clock() -> ManualClock:
 @pytest.fixture
 def runtime(store: Store, clock: ManualClock) -> Runtime:
     return embedded_runtime(store, clock, strict=True)
-
-
-def make_caller(rt: Runtime, program: str, *, tenant: str = "default", groups: tuple[str, ...] = (),
-                admin: bool = False) -> Caller:
-    """Register a program the way the product does (by issuing its key) and authenticate as it."""
-    created = keys.issue_key(rt, tenant, CreateKey(programId=program, groups=list(groups), admin=admin), "test")
-    return keys.authenticate(rt, created["apiKey"])

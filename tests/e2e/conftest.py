@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from support.server import Agent, ServerProcess
+from support.server import Agent, AgentFactory, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -19,9 +19,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
     yield proc
     proc.stop()
-
-
-AgentFactory = Callable[..., Awaitable[Agent]]
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.server import Agent, ServerProcess
-
-from e2e.conftest import AgentFactory
+from support.server import Agent, AgentFactory, ServerProcess
 
 pytestmark = pytest.mark.anyio
 

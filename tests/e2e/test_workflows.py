@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support.server import Agent
-
-from e2e.conftest import AgentFactory
+from support.server import Agent, AgentFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_caller
+from support.callers import make_caller
 
 from cachebash.adapters.sqlite_store import SqliteStore
 from cachebash.domain.errors import Forbidden, InvalidInput, Unauthenticated

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import make_caller
+from support.callers import make_caller
 
 from cachebash.domain.errors import Forbidden, NotFound
 from cachebash.domain.inputs import parse

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import make_caller
+from support.callers import make_caller
 
 from cachebash.bootstrap import embedded_runtime
 from cachebash.domain.errors import CacheBashError, Conflict, Forbidden, NotFound

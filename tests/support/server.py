@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -146,3 +147,6 @@ class Agent:
     async def list_tools(self) -> list[Any]:
         assert self._client is not None
         return list((await self._client.list_tools()).tools)
+
+
+AgentFactory = Callable[..., Awaitable[Agent]]
