@@ -24,5 +24,10 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/ruff check shared tests functions
+	$(BIN)/mypy shared
+
 clean:
 	rm -rf $(VENV) build *.egg-info shared/*.egg-info

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
+
 from support.server import Agent, AgentFactory, ServerProcess
 
 pytestmark = pytest.mark.anyio

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.server import Agent, AgentFactory, ServerProcess
 
 pytestmark = pytest.mark.anyio

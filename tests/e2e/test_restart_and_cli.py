@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support.server import BIN, Agent, ServerProcess
 
 pytestmark = pytest.mark.anyio

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.callers import make_caller
 
 from cachebash.adapters.sqlite_store import SqliteStore
 from cachebash.domain.errors import Forbidden, InvalidInput, Unauthenticated
@@ -13,6 +12,7 @@ from cachebash.domain.inputs import parse
 from cachebash.domain.programs import CreateKey, GetProgramState, RevokeKey, UpdateProgramState
 from cachebash.services import keys, program_state
 from cachebash.services.runtime import Runtime
+from support.callers import make_caller
 
 
 def test_program_state_round_trip_and_merge(runtime: Runtime) -> None:

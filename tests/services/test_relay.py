@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.callers import make_caller
 
 from cachebash.domain.errors import Forbidden, NotFound
 from cachebash.domain.inputs import parse
@@ -15,6 +14,7 @@ from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Query
 from cachebash.services import directory, relay
 from cachebash.services.runtime import Caller, Runtime
+from support.callers import make_caller
 
 
 def send(rt: Runtime, who: Caller, target: str, text: str, **args: Any) -> dict[str, Any]:

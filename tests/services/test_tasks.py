@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.callers import make_caller
 
 from cachebash.bootstrap import embedded_runtime
 from cachebash.domain.errors import CacheBashError, Conflict, Forbidden, NotFound
@@ -17,6 +16,7 @@ from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
 from cachebash.services import tasks
 from cachebash.services.runtime import Caller, Runtime
+from support.callers import make_caller
 
 
 def create(rt: Runtime, who: Caller, **args: Any) -> str:

@@ -24,19 +24,35 @@ class MessageType(StrEnum):
 
 
 class SendMessage(Input):
-    target: Name = Field(description="Recipient program id, or a group (council, builders, intelligence, all, or a custom group): every member but you gets one copy.")
+    target: Name = Field(
+        description="Recipient program id, or a group (council, builders, intelligence, all, or a custom group): every "
+                    "member but you gets one copy.",
+    )
     message: LongText = Field(min_length=1, description="The message text.")
-    message_type: MessageType = Field(MessageType.STATUS, description="PING/PONG liveness, HANDSHAKE intro, DIRECTIVE (do this), STATUS update, ACK (received; use reply_to), QUERY (question), RESULT (outcome).")
+    message_type: MessageType = Field(
+        MessageType.STATUS,
+        description="PING/PONG liveness, HANDSHAKE intro, DIRECTIVE (do this), STATUS update, ACK (received; use "
+                    "reply_to), QUERY (question), RESULT (outcome).",
+    )
     priority: Priority = Field(Priority.NORMAL, description="high messages are delivered before normal and low.")
-    source: Name | None = Field(None, description="Optional; always your own program id (taken from your API key). Any other value is refused.")
+    source: Name | None = Field(
+        None,
+        description="Optional; always your own program id (taken from your API key). Any other value is refused.",
+    )
     threadId: ShortText | None = Field(None, description="Conversation thread; read it whole with get_thread.")
-    reply_to: Id | None = Field(None, description="messageId this answers (an ACK to a DIRECTIVE, a RESULT to a QUERY).")
+    reply_to: Id | None = Field(
+        None,
+        description="messageId this answers (an ACK to a DIRECTIVE, a RESULT to a QUERY).",
+    )
     ttl: Ttl = Field(DEFAULT_MESSAGE_TTL, description="Seconds until an undelivered message expires (default 86400).")
 
 
 class GetMessages(Input):
     limit: int = Field(20, ge=1, le=50, description="Most messages to return (1-50).")
-    peek: bool = Field(False, description="true: look without marking them delivered, so they are returned again next time.")
+    peek: bool = Field(
+        False,
+        description="true: look without marking them delivered, so they are returned again next time.",
+    )
     message_type: MessageType | None = Field(None, description="Only messages of this type.")
     sessionId: ShortText | None = Field(None, description="Your session id, recorded on delivered messages.")
 

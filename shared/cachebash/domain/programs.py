@@ -27,18 +27,26 @@ class ContextSummary(Input):
 
 
 class GetProgramState(Input):
-    programId: Name | None = Field(None, description="Defaults to you. Only admin keys may read another program's state.")
+    programId: Name | None = Field(
+        None,
+        description="Defaults to you. Only admin keys may read another program's state.",
+    )
 
 
 class UpdateProgramState(Input):
     programId: Name | None = Field(None, description="Defaults to you; a program may only write its own state.")
-    contextSummary: ContextSummary = Field(description="Fields given replace the stored ones; fields left out are kept.")
+    contextSummary: ContextSummary = Field(
+        description="Fields given replace the stored ones; fields left out are kept.",
+    )
 
 
 class CreateKey(Input):
     programId: Name = Field(description="Program id the key acts as (its identity), e.g. 'builder'.")
     label: ShortText | None = Field(None, description="Human label, e.g. 'Builder Agent - Claude Code'.")
-    groups: list[Name] = Field(default_factory=list, max_length=20, description="Groups to add the program to, e.g. ['builders'].")
+    groups: list[Name] = Field(
+        default_factory=list, max_length=20,
+        description="Groups to add the program to, e.g. ['builders'].",
+    )
     admin: bool = Field(False, description="Whether the key may manage keys and read every program's state.")
 
 

@@ -63,25 +63,51 @@ SessionId = Annotated[ShortText, Field(description="Your session id, recorded fo
 
 
 class CreateTask(Input):
-    title: Title = Field(description="Short description of the work (max 200 chars). Convention: '[SOURCE→TARGET] Title'.")
-    target: Name = Field(description="Program id or group (builders, council, intelligence, all, or a custom group) that should do it.")
-    instructions: LongText | None = Field(None, description="Everything the claiming agent needs: findings, file paths, acceptance criteria.")
+    title: Title = Field(
+        description="Short description of the work (max 200 chars). Convention: '[SOURCE→TARGET] Title'.",
+    )
+    target: Name = Field(
+        description="Program id or group (builders, council, intelligence, all, or a custom group) that should do it.",
+    )
+    instructions: LongText | None = Field(
+        None,
+        description="Everything the claiming agent needs: findings, file paths, acceptance criteria.",
+    )
     type: TaskType = Field(TaskType.TASK, description="Kind of work item.")
     priority: Priority = Field(Priority.NORMAL, description="high is picked before normal, normal before low.")
-    action: Action = Field(Action.QUEUE, description="queue (default), interrupt (preempt current work), sprint, parallel, backlog (when idle).")
-    source: Name | None = Field(None, description="Optional; always your own program id (taken from your API key). Any other value is refused.")
+    action: Action = Field(
+        Action.QUEUE,
+        description="queue (default), interrupt (preempt current work), sprint, parallel, backlog (when idle).",
+    )
+    source: Name | None = Field(
+        None,
+        description="Optional; always your own program id (taken from your API key). Any other value is refused.",
+    )
     projectId: ShortText | None = Field(None, description="Project this task belongs to.")
     ttl: Ttl | None = Field(None, description="Seconds until the task expires if nobody claims it.")
     replyTo: Id | None = Field(None, description="Id of a task this one responds to.")
     threadId: ShortText | None = Field(None, description="Thread grouping related tasks and messages.")
     provenance: ShortText | None = Field(None, description="Where this work came from, e.g. 'dream-session-5'.")
-    fallback: Name | None = Field(None, description="Program to receive the task if no program or group named `target` exists.")
+    fallback: Name | None = Field(
+        None,
+        description="Program to receive the task if no program or group named `target` exists.",
+    )
 
 
 class GetTasks(Input):
-    status: StatusFilter = Field(StatusFilter.CREATED, description="created = waiting to be claimed; active = claimed or in progress; done = finished; all.")
-    type: TaskType | Literal["all"] = Field(TaskType.TASK, description="task (default), question, dream, sprint, sprint-story, or all.")
-    target: Name | None = Field(None, description="Queue to look at (program or group). Default: your own queue, i.e. tasks for you and for your groups.")
+    status: StatusFilter = Field(
+        StatusFilter.CREATED,
+        description="created = waiting to be claimed; active = claimed or in progress; done = finished; all.",
+    )
+    type: TaskType | Literal["all"] = Field(
+        TaskType.TASK,
+        description="task (default), question, dream, sprint, sprint-story, or all.",
+    )
+    target: Name | None = Field(
+        None,
+        description="Queue to look at (program or group). Default: your own queue, i.e. tasks for you and for your "
+                    "groups.",
+    )
     limit: int = Field(10, ge=1, le=50, description="Results per page (1-50).")
     cursor: ShortText | None = Field(None, description="nextCursor from a previous call, to get the next page.")
 
@@ -100,7 +126,10 @@ class ReportProgress(TaskRef):
 
 
 class CompleteTask(TaskRef):
-    completed_status: CompletionStatus = Field(CompletionStatus.SUCCESS, description="SUCCESS, FAILED (after a claim), SKIPPED or CANCELLED (before work starts).")
+    completed_status: CompletionStatus = Field(
+        CompletionStatus.SUCCESS,
+        description="SUCCESS, FAILED (after a claim), SKIPPED or CANCELLED (before work starts).",
+    )
     result: LongText | None = Field(None, description="Outcome summary for the task's creator (PR link, findings).")
     tokens_in: int | None = Field(None, ge=0, description="Input tokens consumed.")
     tokens_out: int | None = Field(None, ge=0, description="Output tokens generated.")
@@ -108,4 +137,8 @@ class CompleteTask(TaskRef):
     model: ShortText | None = Field(None, description="Model used, e.g. 'claude-sonnet-4-5'.")
     provider: ShortText | None = Field(None, description="Provider, e.g. 'anthropic'.")
     error_code: ShortText | None = Field(None, description="Error identifier when FAILED.")
-    error_class: ErrorClass | None = Field(None, description="When FAILED: TRANSIENT (may be retried), PERMANENT (needs a human or a new approach), DEPENDENCY, POLICY, TIMEOUT, UNKNOWN.")
+    error_class: ErrorClass | None = Field(
+        None,
+        description="When FAILED: TRANSIENT (may be retried), PERMANENT (needs a human or a new approach), DEPENDENCY, "
+                    "POLICY, TIMEOUT, UNKNOWN.",
+    )

@@ -78,9 +78,10 @@ def _transport_security(host: str) -> TransportSecuritySettings:
 def build_app(runtime: Runtime, *, host: str = "127.0.0.1") -> Any:
     server = build_mcp_server(runtime)
 
-    @server.custom_route("/health", methods=["GET"])
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
+
+    server.custom_route("/health", methods=["GET"])(health)
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

@@ -90,6 +90,7 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
     return Tool(
         fn=call,
         name=spec.name,
+        title=None,
         description=spec.description,
         parameters=schema,
         fn_metadata=FuncMetadata(arg_model=_PassThrough),

@@ -85,9 +85,9 @@ def _replace(query: Query, **changes: Any) -> Query:
 def check_query(query: Query) -> None:
     """Refuse any query Firestore could not run, on every adapter."""
     check_path(query.collection, collection=True)
-    for item in (*query.filters, *query.order_by):
-        if not FIELD_PATTERN.match(item.field):
-            raise StoreError(f"bad field name {item.field!r}")
+    for name in [f.field for f in query.filters] + [o.field for o in query.order_by]:
+        if not FIELD_PATTERN.match(name):
+            raise StoreError(f"bad field name {name!r}")
     ins = [f for f in query.filters if f.op == "in"]
     if len(ins) > 1:
         raise StoreError("at most one 'in' filter per query")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.domain.errors import Conflict, Forbidden, NotFound
+from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskEvent, TaskStatus, transition, with_history
 from cachebash.domain.tasks import (
     PRIORITY_RANK,
     ClaimTask,
@@ -20,7 +21,6 @@ from cachebash.domain.tasks import (
     StatusFilter,
     TaskRef,
 )
-from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.bus import Event
 from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services import cursors
@@ -141,7 +141,7 @@ def get_tasks(rt: Runtime, caller: Caller, cmd: GetTasks) -> dict[str, Any]:
 
 def _expired(task: dict[str, Any], now: str) -> bool:
     expires = task.get("expiresAt")
-    return bool(expires) and task.get("phase") == Phase.QUEUED.value and expires <= now
+    return isinstance(expires, str) and task.get("phase") == Phase.QUEUED.value and expires <= now
 
 
 def get_task(rt: Runtime, caller: Caller, cmd: TaskRef) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from cachebash.domain.messages import GetMessages, GetThread, SendMessage
 from cachebash.interface.tools import ToolSpec
 from cachebash.services import directory, relay
 
-
 TOOLS = [
     ToolSpec(
         "send_message",
