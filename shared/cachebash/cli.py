@@ -89,6 +89,13 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_indexes(args: argparse.Namespace) -> int:
+    from cachebash.ports.indexes import firestore_indexes_json
+
+    sys.stdout.write(firestore_indexes_json())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -98,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
     serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("indexes", help="print firestore.indexes.json for the queries the code makes").set_defaults(
+        func=cmd_indexes)
 
     key = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = key.add_parser("create", help="create a key; prints it alone on the last line")

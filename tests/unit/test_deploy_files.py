@@ -13,15 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_indexes_file_is_rendered_from_the_declared_indexes() -> None:
     on_disk = (ROOT / "firestore.indexes.json").read_text()
-    assert on_disk == firestore_indexes_json(), "run: python -c 'from cachebash.ports.indexes import *; ...'"
+    assert on_disk == firestore_indexes_json(), "regenerate: cachebash indexes > firestore.indexes.json"
     assert len(json.loads(on_disk)["indexes"]) == len(INDEXES)
 
 
 def test_rules_deny_by_default_and_never_expose_keys() -> None:
     rules = (ROOT / "firestore.rules").read_text()
     assert re.search(r"match /\{document=\*\*\}\s*\{\s*allow read, write: if false;", rules)
-    keys_block = rules[rules.index("match /keys/{keyHash}"):]
-    assert keys_block.split("}")[0].strip().endswith("allow read, write: if false;")
+    opening = "match /keys/{keyHash} {"
+    keys_block = rules[rules.index(opening) + len(opening):].split("}")[0]
+    assert keys_block.strip() == "allow read, write: if false;"
 
 
 def test_firebase_json_points_at_rules_and_indexes() -> None:
