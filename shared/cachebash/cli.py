@@ -96,6 +96,17 @@ def cmd_indexes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from cachebash.interface import tool_docs
+
+    if args.write:
+        path = Path(args.write)
+        path.write_text(tool_docs.replace_in(path.read_text()))
+    else:
+        print(tool_docs.render())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -108,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("indexes", help="print firestore.indexes.json for the queries the code makes").set_defaults(
         func=cmd_indexes)
+
+    docs = sub.add_parser("docs", help="print the MCP tool reference (markdown)")
+    docs.add_argument("--write", metavar="README", help="replace the reference section of this file")
+    docs.set_defaults(func=cmd_docs)
 
     key = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = key.add_parser("create", help="create a key; prints it alone on the last line")
