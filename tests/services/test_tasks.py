@@ -14,7 +14,7 @@ from cachebash.domain.inputs import parse
 from cachebash.domain.tasks import ClaimTask, CompleteTask, CreateTask, GetTasks, ReportProgress, TaskRef
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
-from cachebash.services import tasks
+from cachebash.services import claims, tasks
 from cachebash.services.runtime import Caller, Runtime
 from support.callers import make_caller
 
@@ -28,11 +28,11 @@ def create(rt: Runtime, who: Caller, **args: Any) -> str:
 
 
 def claim(rt: Runtime, who: Caller, task_id: str) -> dict[str, Any]:
-    return tasks.claim_task(rt, who, ClaimTask(taskId=task_id))
+    return claims.claim_task(rt, who, ClaimTask(taskId=task_id))
 
 
 def complete(rt: Runtime, who: Caller, task_id: str, status: str = "SUCCESS", **extra: Any) -> dict[str, Any]:
-    return tasks.complete_task(rt, who, parse(CompleteTask, {"taskId": task_id, "completed_status": status, **extra}))
+    return claims.complete_task(rt, who, parse(CompleteTask, {"taskId": task_id, "completed_status": status, **extra}))
 
 
 def listing(rt: Runtime, who: Caller, **args: Any) -> list[str]:
@@ -58,7 +58,7 @@ def test_first_workflow_lifecycle(runtime: Runtime, team: dict[str, Caller]) -> 
     assert claimed["status"] == "claimed" and claimed["instructions"] == "Line 42"
     assert listing(runtime, builder) == [], "claimed tasks leave the created queue"
     assert listing(runtime, builder, status="active") == [task_id]
-    progress = tasks.report_progress(runtime, builder, ReportProgress(taskId=task_id, progress=40, note="testing"))
+    progress = claims.report_progress(runtime, builder, ReportProgress(taskId=task_id, progress=40, note="testing"))
     assert progress["status"] == "in_progress"
     done = complete(runtime, inv, task_id, tokens_in=12500, cost_usd=0.08, model="m")
     assert done["status"] == "completed" and done["completedStatus"] == "SUCCESS"
@@ -76,7 +76,7 @@ def test_lifecycle_is_enforced(runtime: Runtime, team: dict[str, Caller]) -> Non
     with pytest.raises(Conflict, match="claim it"):
         complete(runtime, inv, task_id, "FAILED")
     claim(runtime, builder, task_id)
-    tasks.report_progress(runtime, builder, ReportProgress(taskId=task_id))
+    claims.report_progress(runtime, builder, ReportProgress(taskId=task_id))
     with pytest.raises(Conflict, match="work has started"):
         complete(runtime, inv, task_id, "CANCELLED")
     complete(runtime, builder, task_id, "FAILED", error_code="tests_red", error_class="PERMANENT")
@@ -103,7 +103,7 @@ def test_who_may_claim_and_complete(runtime: Runtime, team: dict[str, Caller]) -
     with pytest.raises(Forbidden, match="only the claimer or creator"):
         complete(runtime, team["reviewer"], task_id)
     with pytest.raises(Forbidden, match="only the claimer"):
-        tasks.report_progress(runtime, team["investigator"], ReportProgress(taskId=task_id))
+        claims.report_progress(runtime, team["investigator"], ReportProgress(taskId=task_id))
     assert complete(runtime, team["admin"], task_id)["status"] == "completed"
 
 

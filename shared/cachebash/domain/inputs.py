@@ -24,6 +24,18 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 LongText = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_SHORT)]
 Ttl = Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS)]
+MAX_WAIT_SECONDS = 25
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    Field(description="Any unique string you choose for this call. Retrying with the same key (e.g. after a timeout) "
+                      "returns the first call's result and changes nothing; remembered for 24 h."),
+]
+WaitSeconds = Annotated[
+    float,
+    Field(ge=0, le=MAX_WAIT_SECONDS, description="If nothing is available, wait up to this many seconds (0-25) for "
+                                                 "something to arrive instead of polling; returns as soon as it does."),
+]
 
 
 class Input(BaseModel):

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from cachebash.domain.inputs import Id, Input, LongText, Name, ShortText, Ttl
+from cachebash.domain.inputs import Id, IdempotencyKey, Input, LongText, Name, ShortText, Ttl, WaitSeconds
 from cachebash.domain.tasks import Priority
 
 DEFAULT_MESSAGE_TTL = 24 * 3600
@@ -45,6 +45,7 @@ class SendMessage(Input):
         description="messageId this answers (an ACK to a DIRECTIVE, a RESULT to a QUERY).",
     )
     ttl: Ttl = Field(DEFAULT_MESSAGE_TTL, description="Seconds until an undelivered message expires (default 86400).")
+    idempotency_key: IdempotencyKey | None = None
 
 
 class GetMessages(Input):
@@ -55,6 +56,7 @@ class GetMessages(Input):
     )
     message_type: MessageType | None = Field(None, description="Only messages of this type.")
     sessionId: ShortText | None = Field(None, description="Your session id, recorded on delivered messages.")
+    wait_seconds: WaitSeconds = 0
 
 
 class GetThread(Input):

@@ -22,6 +22,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    EXPIRED = "expired"
+    DEAD = "dead"
 
 
 class TaskEvent(StrEnum):
@@ -31,6 +33,13 @@ class TaskEvent(StrEnum):
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
     CANCELLED = "CANCELLED"
+    RENEW = "renew"
+    RELEASE = "release"
+    # A lost attempt: the lease ran out, or the work failed with a transient error.
+    # The retry policy chooses between these two.
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    EXPIRE = "expire"  # its ttl ran out before anyone claimed it
 
 
 class Phase(StrEnum):
@@ -39,6 +48,7 @@ class Phase(StrEnum):
     QUEUED = "queued"
     ACTIVE = "active"
     DONE = "done"
+    DEAD = "dead"
 
 
 S, E = TaskStatus, TaskEvent
@@ -56,6 +66,16 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskEvent], TaskStatus] = {
     (S.CLAIMED, E.SKIPPED): S.SKIPPED,
     (S.CREATED, E.CANCELLED): S.CANCELLED,
     (S.CLAIMED, E.CANCELLED): S.CANCELLED,
+    # A claim is a lease: renewed by its holder, handed back, or lost.
+    (S.CLAIMED, E.RENEW): S.CLAIMED,
+    (S.IN_PROGRESS, E.RENEW): S.IN_PROGRESS,
+    (S.CLAIMED, E.RELEASE): S.CREATED,
+    (S.IN_PROGRESS, E.RELEASE): S.CREATED,
+    (S.CLAIMED, E.RETRY): S.CREATED,
+    (S.IN_PROGRESS, E.RETRY): S.CREATED,
+    (S.CLAIMED, E.DEAD_LETTER): S.DEAD,
+    (S.IN_PROGRESS, E.DEAD_LETTER): S.DEAD,
+    (S.CREATED, E.EXPIRE): S.EXPIRED,
 }
 
 PHASES: dict[TaskStatus, Phase] = {
@@ -66,6 +86,8 @@ PHASES: dict[TaskStatus, Phase] = {
     S.FAILED: Phase.DONE,
     S.CANCELLED: Phase.DONE,
     S.SKIPPED: Phase.DONE,
+    S.EXPIRED: Phase.DONE,
+    S.DEAD: Phase.DEAD,
 }
 
 # Why a refused move was refused, in words an agent can act on.
@@ -73,6 +95,8 @@ _HINTS: dict[tuple[TaskStatus, TaskEvent], str] = {
     (S.CREATED, E.SUCCESS): "claim it with claim_task before completing it",
     (S.CREATED, E.FAILED): "claim it with claim_task before reporting a failure",
     (S.CREATED, E.PROGRESS): "claim it with claim_task before reporting progress",
+    (S.CREATED, E.RENEW): "it is not claimed; claim it with claim_task",
+    (S.CREATED, E.RELEASE): "it is not claimed",
     (S.IN_PROGRESS, E.CANCELLED): "work has started; complete it with FAILED instead",
     (S.IN_PROGRESS, E.SKIPPED): "work has started; complete it with SUCCESS or FAILED instead",
     (S.CLAIMED, E.CLAIM): "it is already claimed",
@@ -83,7 +107,7 @@ HISTORY_LIMIT = 50
 
 
 def is_terminal(status: TaskStatus) -> bool:
-    return PHASES[status] is Phase.DONE
+    return PHASES[status] in (Phase.DONE, Phase.DEAD)
 
 
 def allowed_events(status: TaskStatus) -> list[TaskEvent]:

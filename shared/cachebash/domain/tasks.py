@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from cachebash.domain.inputs import Id, Input, LongText, Name, ShortText, Title, Ttl
+from cachebash.domain.inputs import (
+    Id,
+    IdempotencyKey,
+    Input,
+    LongText,
+    Name,
+    ShortText,
+    Title,
+    Ttl,
+    WaitSeconds,
+)
 
 
 class Priority(StrEnum):
@@ -56,10 +66,23 @@ class StatusFilter(StrEnum):
     CREATED = "created"
     ACTIVE = "active"
     DONE = "done"
+    DEAD = "dead"
     ALL = "all"
 
 
 SessionId = Annotated[ShortText, Field(description="Your session id, recorded for traceability.")]
+MAX_ATTEMPTS_LIMIT = 10
+LeaseSeconds = Annotated[
+    int,
+    Field(ge=10, le=24 * 3600, description="How long your claim lasts without a heartbeat (default 900 s, at most "
+                                           "the server's maximum, 7200 s by default). Renew with renew_claim or "
+                                           "report_task_progress."),
+]
+ClaimToken = Annotated[
+    int,
+    Field(ge=1, description="claimToken from your claim_task; if the task was re-claimed since, the call is refused "
+                            "instead of overwriting the newer attempt."),
+]
 
 
 class CreateTask(Input):
@@ -92,6 +115,13 @@ class CreateTask(Input):
         None,
         description="Program to receive the task if no program or group named `target` exists.",
     )
+    max_attempts: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ATTEMPTS_LIMIT,
+        description="Attempts before the task is dead-lettered (lost leases and TRANSIENT failures count; default 3).",
+    )
+    idempotency_key: IdempotencyKey | None = None
 
 
 class GetTasks(Input):
@@ -110,6 +140,7 @@ class GetTasks(Input):
     )
     limit: int = Field(10, ge=1, le=50, description="Results per page (1-50).")
     cursor: ShortText | None = Field(None, description="nextCursor from a previous call, to get the next page.")
+    wait_seconds: WaitSeconds = 0
 
 
 class TaskRef(Input):
@@ -118,14 +149,38 @@ class TaskRef(Input):
 
 class ClaimTask(TaskRef):
     sessionId: SessionId | None = None
+    lease_seconds: LeaseSeconds | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
-class ReportProgress(TaskRef):
+class ClaimNext(Input):
+    target: Name | None = Field(
+        None, description="Queue to take from (program or group). Default: your own queue (you and your groups)."
+    )
+    type: TaskType | Literal["all"] = Field(TaskType.TASK, description="Kind of task to take, or all.")
+    sessionId: SessionId | None = None
+    lease_seconds: LeaseSeconds | None = None
+    wait_seconds: WaitSeconds = 0
+
+
+class HeldTaskRef(TaskRef):
+    claim_token: ClaimToken | None = None
+
+
+class RenewClaim(HeldTaskRef):
+    lease_seconds: LeaseSeconds | None = None
+
+
+class ReleaseTask(HeldTaskRef):
+    reason: ShortText = Field(description="Why you are handing it back, for the next claimer and the task history.")
+
+
+class ReportProgress(HeldTaskRef):
     progress: int | None = Field(None, ge=0, le=100, description="Percent done, 0-100.")
     note: ShortText | None = Field(None, description="What you are doing now, in a sentence.")
 
 
-class CompleteTask(TaskRef):
+class CompleteTask(HeldTaskRef):
     completed_status: CompletionStatus = Field(
         CompletionStatus.SUCCESS,
         description="SUCCESS, FAILED (after a claim), SKIPPED or CANCELLED (before work starts).",
@@ -142,3 +197,4 @@ class CompleteTask(TaskRef):
         description="When FAILED: TRANSIENT (may be retried), PERMANENT (needs a human or a new approach), DEPENDENCY, "
                     "POLICY, TIMEOUT, UNKNOWN.",
     )
+    idempotency_key: IdempotencyKey | None = None

@@ -34,6 +34,8 @@ INDEXES: tuple[Index, ...] = (
     _index("tasks", "target", "phase", *_QUEUE_ORDER),
     _index("tasks", "target", "type", *_QUEUE_ORDER),
     _index("tasks", "target", *_QUEUE_ORDER),
+    _index("tasks", "phase", "leaseExpiresAt"),
+    _index("tasks", "phase", "expiresAt"),
     _index("messages", "target", "delivered", *_QUEUE_ORDER),
     _index("messages", "target", "delivered", "message_type", *_QUEUE_ORDER),
     _index("messages", "threadId", "createdAt"),

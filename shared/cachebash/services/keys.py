@@ -52,7 +52,11 @@ def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> d
     }
 
     def write(tx: Transaction) -> dict[str, Any]:
+        tenant_doc = f"tenants/{tenant_id}"
+        new_tenant = tx.get(tenant_doc) is None
         program_path, program = register_program(tx, tenant_id, cmd.programId, list(cmd.groups), now)
+        if new_tenant:  # listed by the sweeper, which visits every tenant
+            tx.set(tenant_doc, {"tenantId": tenant_id, "createdAt": now})
         tx.create(key_path(key_hash), record)
         tx.set(program_path, program)
         return program

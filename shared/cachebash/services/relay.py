@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.domain.errors import NotFound
-from cachebash.domain.messages import GetMessages, GetThread, MessageType, SendMessage
-from cachebash.domain.tasks import PRIORITY_RANK
+from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, GetMessages, GetThread, MessageType, SendMessage
+from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.bus import Event
 from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services import cursors
 from cachebash.services.directory import resolve_target
+from cachebash.services.idempotency import run_once
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
 
 MULTICAST_TOPIC = "relay.multicast"
+# Published after messages land in inboxes (data: {"targets": [...]}) so waiting readers wake.
+MESSAGES_DELIVERED = "relay.delivered"
 
 _PUBLIC_FIELDS = (
     "messageId", "source", "target", "group", "multicastId", "message_type", "message", "priority",
@@ -49,41 +52,57 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
     }
     if is_group:
         recipients = [m for m in members if m != caller.program_id]
-        record = {**body, "multicastId": message_id, "group": target, "recipients": recipients}
-        _write_with_ack(rt, caller, cmd, tenant_path(caller.tenant_id, "multicasts", message_id), record, now)
-        rt.bus.publish(Event(MULTICAST_TOPIC, caller.tenant_id, {"multicastId": message_id}))
+        path = tenant_path(caller.tenant_id, "multicasts", message_id)
+        doc = {**body, "multicastId": message_id, "group": target, "recipients": recipients}
         result: dict[str, Any] = {
             "success": True, "messageId": message_id, "multicastId": message_id, "target": target,
             "recipients": recipients,
         }
         if not recipients:
             result["warning"] = f"group '{target}' has no members besides you; nobody will receive this"
+    else:
+        path = tenant_path(caller.tenant_id, "messages", message_id)
+        doc = {**body, "messageId": message_id, "target": target, "delivered": False}
+        result = {"success": True, "messageId": message_id, "target": target, "recipients": [target]}
+        if not members:
+            result["warning"] = f"no program named '{target}' exists yet; the message waits for it"
+
+    def write(tx: Transaction) -> dict[str, Any]:
+        _write_with_ack(tx, caller, cmd, path, doc, now)
         return result
-    message = {**body, "messageId": message_id, "target": target, "delivered": False}
-    _write_with_ack(rt, caller, cmd, tenant_path(caller.tenant_id, "messages", message_id), message, now)
-    result = {"success": True, "messageId": message_id, "target": target, "recipients": [target]}
-    if not members:
-        result["warning"] = f"no program named '{target}' exists yet; the message waits for it"
+
+    result, replayed = run_once(rt, caller, "send_message", cmd, write)
+    if not replayed:
+        if is_group:
+            rt.bus.publish(Event(MULTICAST_TOPIC, caller.tenant_id, {"multicastId": result["multicastId"]}))
+        else:
+            rt.bus.publish(Event(MESSAGES_DELIVERED, caller.tenant_id, {"targets": [target]}))
     return result
 
 
-def _write_with_ack(
-    rt: Runtime, caller: Caller, cmd: SendMessage, path: str, doc: dict[str, Any], now: str
-) -> None:
+def system_message(rt: Runtime, tenant_id: str, message_id: str, target: str, text: str, *,
+                   message_type: MessageType = MessageType.RESULT, thread: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A message from CacheBash itself (source 'cachebash'), for the caller to write in its own transaction."""
+    now = rt.clock.iso()
+    doc = {
+        "messageId": message_id, "source": "cachebash", "target": target, "message_type": message_type.value,
+        "message": text, "priority": "high", "priorityRank": PRIORITY_RANK[Priority.HIGH], "threadId": thread,
+        "reply_to": None, "createdAt": now, "expiresAt": rt.clock.iso(DEFAULT_MESSAGE_TTL), "delivered": False,
+    }
+    return tenant_path(tenant_id, "messages", message_id), doc
+
+
+def _write_with_ack(tx: Transaction, caller: Caller, cmd: SendMessage, path: str, doc: dict[str, Any],
+                    now: str) -> None:
     """Write the message; an ACK with reply_to also marks the message it answers acknowledged."""
-
-    def write(tx: Transaction) -> None:
-        original_path = None
-        if cmd.reply_to:
-            original_path = tenant_path(caller.tenant_id, "messages", cmd.reply_to)
-            original = tx.get(original_path)
-            if original is None:
-                raise NotFound(f"reply_to: no message {cmd.reply_to}", field="reply_to")
-        tx.create(path, doc)
-        if original_path and cmd.message_type is MessageType.ACK:
-            tx.update(original_path, {"acknowledgedAt": now, "acknowledgedBy": caller.program_id})
-
-    rt.store.run_transaction(write)
+    original_path = None
+    if cmd.reply_to:
+        original_path = tenant_path(caller.tenant_id, "messages", cmd.reply_to)
+        if tx.get(original_path) is None:
+            raise NotFound(f"reply_to: no message {cmd.reply_to}", field="reply_to")
+    tx.create(path, doc)
+    if original_path and cmd.message_type is MessageType.ACK:
+        tx.update(original_path, {"acknowledgedAt": now, "acknowledgedBy": caller.program_id})
 
 
 def fan_out(rt: Runtime, event: Event) -> int:
@@ -97,7 +116,7 @@ def fan_out(rt: Runtime, event: Event) -> int:
         for member in record["recipients"]
     }
 
-    def write(tx: Transaction) -> int:
+    def write(tx: Transaction) -> list[str]:
         paths = list(copies)
         existing = tx.get_all(paths)
         fresh = [path for path, doc in zip(paths, existing, strict=True) if doc is None]
@@ -105,9 +124,12 @@ def fan_out(rt: Runtime, event: Event) -> int:
         for path in fresh:
             copy_id = path.rpartition("/")[2]
             tx.create(path, {**base, "messageId": copy_id, "target": copies[path], "delivered": False})
-        return len(fresh)
+        return [copies[path] for path in fresh]
 
-    return rt.store.run_transaction(write) if copies else 0
+    delivered = rt.store.run_transaction(write) if copies else []
+    if delivered:
+        rt.bus.publish(Event(MESSAGES_DELIVERED, event.tenant_id, {"targets": delivered}))
+    return len(delivered)
 
 
 def _inbox_query(caller: Caller, cmd: GetMessages) -> Query:

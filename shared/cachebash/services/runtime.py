@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from cachebash.domain.errors import Forbidden
 from cachebash.domain.programs import ALL_GROUP
+from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus
 from cachebash.ports.clock import Clock
 from cachebash.ports.store import Store
@@ -17,6 +18,7 @@ class Runtime:
     store: Store
     bus: Bus
     clock: Clock
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)

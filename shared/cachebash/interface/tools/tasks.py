@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from cachebash.domain.tasks import ClaimTask, CompleteTask, CreateTask, GetTasks, ReportProgress, TaskRef
+from cachebash.domain.tasks import (
+    ClaimNext,
+    ClaimTask,
+    CompleteTask,
+    CreateTask,
+    GetTasks,
+    ReleaseTask,
+    RenewClaim,
+    ReportProgress,
+    TaskRef,
+)
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import tasks
+from cachebash.services import claims, tasks
 
 TOOLS = [
     ToolSpec(
@@ -34,23 +44,48 @@ TOOLS = [
     ToolSpec(
         "claim_task",
         "Take ownership of a task before working on it. Atomic: if several agents claim the same task, exactly "
-        "one succeeds and the others get ALREADY_CLAIMED naming the owner. Returns the instructions.",
+        "one succeeds and the others get ALREADY_CLAIMED naming the owner. The claim is a lease (leaseExpiresAt): "
+        "keep it alive with report_task_progress or renew_claim, or the task goes back to the queue. Returns the "
+        "instructions and a claimToken to pass to later calls.",
         ClaimTask,
-        tasks.claim_task,
+        claims.claim_task,
     ),
     ToolSpec(
         "report_task_progress",
         "Tell others you are working on a task you claimed (moves it to in_progress) and how far along you "
-        "are. Call when you start and at milestones.",
+        "are; also renews your lease. Call when you start and at milestones.",
         ReportProgress,
-        tasks.report_progress,
+        claims.report_progress,
     ),
     ToolSpec(
         "complete_task",
         "Finish a task: SUCCESS or FAILED after claiming it (the claimer or the task's creator may do this), "
-        "SKIPPED or CANCELLED before work starts. Include tokens/cost/model when known. A finished task cannot "
-        "be finished again.",
+        "SKIPPED or CANCELLED before work starts. Include tokens/cost/model when known. FAILED with error_class "
+        "TRANSIENT puts the task back in the queue for another attempt (until its attempts run out). A finished "
+        "task cannot be finished again.",
         CompleteTask,
-        tasks.complete_task,
+        claims.complete_task,
+    ),
+    ToolSpec(
+        "claim_next",
+        "Take the best task waiting for you (or your groups) in one atomic step: highest priority, then oldest. "
+        "Preferred over get_tasks + claim_task for workers. With wait_seconds, waits for work to arrive instead "
+        "of returning empty.",
+        ClaimNext,
+        claims.claim_next,
+    ),
+    ToolSpec(
+        "renew_claim",
+        "Heartbeat: extend the lease on a task you hold, before leaseExpiresAt, when work takes long.",
+        RenewClaim,
+        claims.renew_claim,
+        idempotent=True,
+    ),
+    ToolSpec(
+        "release_task",
+        "Hand a claimed task back to the queue (e.g. you cannot finish it) with a reason; another agent may "
+        "claim it. Does not count as a failed attempt.",
+        ReleaseTask,
+        claims.release_task,
     ),
 ]

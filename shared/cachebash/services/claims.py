@@ -1,0 +1,382 @@
+"""Dispatch, the claim side: a claim is a lease.
+
+Claiming grants a lease; heartbeats (`renew_claim`, `report_task_progress`) extend it; the
+holder may hand the task back (`release_task`) or finish it (`complete_task`). A lease that
+runs out, or a TRANSIENT failure, loses the attempt: the task goes back to the queue after
+a back-off, or to the dead-letter state once its attempts are used up. Every claim bumps
+the task's `claimToken`, which fences a stale holder: its late calls are refused instead of
+overwriting a newer attempt. Every status change goes through the state table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cachebash.domain.retry import RetryPolicy
+from cachebash.domain.task_states import (
+    PHASES,
+    HistoryEntry,
+    Phase,
+    TaskEvent,
+    TaskStatus,
+    transition,
+    with_history,
+)
+from cachebash.domain.tasks import (
+    ClaimNext,
+    ClaimTask,
+    CompleteTask,
+    ErrorClass,
+    HeldTaskRef,
+    ReleaseTask,
+    RenewClaim,
+    ReportProgress,
+)
+from cachebash.ports.bus import Event
+from cachebash.ports.store import Transaction
+from cachebash.services import relay
+from cachebash.services.idempotency import run_once
+from cachebash.services.runtime import Caller, Runtime, tenant_path
+from cachebash.services.tasks import TASK_FINISHED, TASK_QUEUED, expired, offerable, queue_query
+
+SYSTEM = "cachebash"
+_LOST_EVENTS = (TaskEvent.RETRY.value, TaskEvent.DEAD_LETTER.value, TaskEvent.RELEASE.value)
+
+
+def load(tx: Transaction, caller: Caller, task_id: str) -> tuple[str, dict[str, Any]]:
+    path = tenant_path(caller.tenant_id, "tasks", task_id)
+    task = tx.get(path)
+    if task is None:
+        raise NotFound(f"no task {task_id}", field="taskId")
+    return path, task
+
+
+def move(task: dict[str, Any], event: TaskEvent, by: str, now: str, note: str | None = None) -> dict[str, Any]:
+    """The status fields (and audit entry) for applying `event`; the state table decides."""
+    current = TaskStatus(task["status"])
+    target = transition(task["taskId"], current, event)
+    changes: dict[str, Any] = {"status": target.value, "phase": PHASES[target].value, "updatedAt": now}
+    if target is not current or event in (TaskEvent.RELEASE, TaskEvent.RETRY):
+        entry = HistoryEntry(now, event.value, by, current.value, target.value, note)
+        changes["history"] = with_history(task.get("history", []), entry)
+    return changes
+
+
+def _active(task: dict[str, Any]) -> bool:
+    return task.get("phase") == Phase.ACTIVE.value
+
+
+def _finished(task: dict[str, Any]) -> bool:
+    return task.get("phase") in (Phase.DONE.value, Phase.DEAD.value)
+
+
+def _held_before(task: dict[str, Any], program: str) -> bool:
+    return any(h.get("event") == "claim" and h.get("by") == program for h in task.get("history", []))
+
+
+def _claim_lost(task: dict[str, Any], caller: Caller) -> Conflict:
+    if _active(task):
+        now_held = (f"it is now held by '{task['claimedBy']}' (claimToken {task.get('claimToken')}, "
+                    f"attempt {task.get('attempt', 1)})")
+    else:
+        now_held = f"it is now '{task['status']}'" + (" and back in the queue" if task["status"] == "created" else "")
+    why = task.get("lastError") or "the claim was handed back or lost"
+    return Conflict(
+        f"your claim on task {task['taskId']} is no longer valid ({why}); {now_held}",
+        code="CLAIM_LOST", field="taskId", claimedBy=task.get("claimedBy"), claimToken=task.get("claimToken"),
+        status=task["status"],
+    )
+
+
+def check_holder(task: dict[str, Any], caller: Caller, claim_token: int | None) -> None:
+    """Fencing: only the current holder of the current claim may act as the holder."""
+    if _finished(task):
+        return  # the state table refuses any change to a finished task, with a clearer message
+    if claim_token is not None and (claim_token != task.get("claimToken") or not _active(task)):
+        raise _claim_lost(task, caller)
+    if _active(task) and task.get("claimedBy") == caller.program_id:
+        return
+    if _held_before(task, caller.program_id):
+        raise _claim_lost(task, caller)
+    if _active(task):
+        raise Forbidden(f"only the claimer ('{task.get('claimedBy')}') may do this on task {task['taskId']}",
+                        field="taskId")
+    # Not active and never held by the caller: let the state table explain (e.g. "claim it first").
+
+
+def _lease(rt: Runtime, task: dict[str, Any], requested: int | None, now_offset: float = 0) -> dict[str, Any]:
+    seconds = rt.policy.lease_for(requested or task.get("leaseSeconds"))
+    return {"leaseSeconds": seconds, "leaseExpiresAt": rt.clock.iso(seconds + now_offset)}
+
+
+def _claim_changes(rt: Runtime, task: dict[str, Any], caller: Caller, session: str | None,
+                   lease_seconds: int | None, now: str) -> dict[str, Any]:
+    if task["target"] not in caller.addresses:
+        raise Forbidden(
+            f"task {task['taskId']} is for '{task['target']}', and you ('{caller.program_id}') are not it "
+            "or in that group",
+            field="taskId",
+        )
+    if _active(task):
+        raise Conflict(
+            f"task {task['taskId']} is already claimed by '{task['claimedBy']}' (since {task.get('claimedAt')})",
+            code="ALREADY_CLAIMED", claimedBy=task["claimedBy"], status=task["status"],
+        )
+    if expired(task, now):
+        raise Conflict(f"task {task['taskId']} expired at {task['expiresAt']}", code="TASK_EXPIRED")
+    if not offerable(task, now):
+        raise Conflict(f"task {task['taskId']} is waiting out a retry back-off until {task['availableAt']}",
+                       code="NOT_AVAILABLE_YET", availableAt=task["availableAt"])
+    token = int(task.get("claimToken", 0)) + 1
+    changes = move(task, TaskEvent.CLAIM, caller.program_id, now, f"claimToken {token}")
+    changes.update(claimedBy=caller.program_id, claimedAt=now, sessionId=session, claimToken=token,
+                   availableAt=None, **_lease(rt, task, lease_seconds))
+    return changes
+
+
+def _claimed_view(task: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "success": True, "taskId": task["taskId"], "title": task["title"], "status": task["status"],
+        "claimedBy": task["claimedBy"], "claimToken": task["claimToken"], "attempt": task.get("attempt", 1),
+        "leaseExpiresAt": task["leaseExpiresAt"], "instructions": task.get("instructions"),
+        "priority": task.get("priority"), "type": task.get("type"), "source": task.get("source"),
+    }
+
+
+def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
+    now = rt.clock.iso()
+
+    def claim(tx: Transaction) -> dict[str, Any]:
+        path, task = load(tx, caller, cmd.taskId)
+        changes = _claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
+        tx.update(path, changes)
+        return _claimed_view({**task, **changes})
+
+    result, replayed = run_once(rt, caller, "claim_task", cmd, claim)
+    if not replayed:
+        rt.bus.publish(Event("task.claimed", caller.tenant_id, {"taskId": cmd.taskId}))
+    return result
+
+
+def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
+    """Take the best available task in one step, so two workers never race between list and claim."""
+    if cmd.target and cmd.target not in caller.addresses:
+        raise Forbidden(f"you ('{caller.program_id}') may only take tasks addressed to you or your groups",
+                        field="target")
+    now = rt.clock.iso()
+    query = queue_query(caller, cmd).take(25)
+
+    def pick(tx: Transaction) -> dict[str, Any] | None:
+        for doc in tx.query(query):
+            if offerable(doc.data, now):
+                changes = _claim_changes(rt, doc.data, caller, cmd.sessionId, cmd.lease_seconds, now)
+                tx.update(doc.path, changes)
+                return _claimed_view({**doc.data, **changes})
+        return None
+
+    claimed = rt.store.run_transaction(pick)
+    if claimed is None:
+        return {"success": True, "claimed": False, "task": None}
+    rt.bus.publish(Event("task.claimed", caller.tenant_id, {"taskId": claimed["taskId"]}))
+    return {"success": True, "claimed": True, "taskId": claimed["taskId"], "task": claimed}
+
+
+def renew_claim(rt: Runtime, caller: Caller, cmd: RenewClaim) -> dict[str, Any]:
+    now = rt.clock.iso()
+
+    def renew(tx: Transaction) -> dict[str, Any]:
+        path, task = load(tx, caller, cmd.taskId)
+        check_holder(task, caller, cmd.claim_token)
+        changes = move(task, TaskEvent.RENEW, caller.program_id, now)
+        changes.update(_lease(rt, task, cmd.lease_seconds))
+        tx.update(path, changes)
+        return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
+                "claimToken": task["claimToken"], "leaseExpiresAt": changes["leaseExpiresAt"]}
+
+    return rt.store.run_transaction(renew)
+
+
+def report_progress(rt: Runtime, caller: Caller, cmd: ReportProgress) -> dict[str, Any]:
+    """Progress is also a heartbeat: it extends the lease."""
+    now = rt.clock.iso()
+
+    def progress(tx: Transaction) -> dict[str, Any]:
+        path, task = load(tx, caller, cmd.taskId)
+        check_holder(task, caller, cmd.claim_token)
+        changes = move(task, TaskEvent.PROGRESS, caller.program_id, now, cmd.note)
+        changes.update(_lease(rt, task, None))
+        if task["status"] == TaskStatus.CLAIMED.value:
+            changes["startedAt"] = now
+        if cmd.progress is not None:
+            changes["progress"] = cmd.progress
+        if cmd.note is not None:
+            changes["progressNote"] = cmd.note
+        tx.update(path, changes)
+        return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
+                "progress": changes.get("progress", task.get("progress")),
+                "leaseExpiresAt": changes["leaseExpiresAt"]}
+
+    result = rt.store.run_transaction(progress)
+    rt.bus.publish(Event("task.progress", caller.tenant_id, {"taskId": cmd.taskId}))
+    return result
+
+
+def release_task(rt: Runtime, caller: Caller, cmd: ReleaseTask) -> dict[str, Any]:
+    now = rt.clock.iso()
+
+    def release(tx: Transaction) -> dict[str, Any]:
+        path, task = load(tx, caller, cmd.taskId)
+        check_holder(task, caller, cmd.claim_token)
+        changes = move(task, TaskEvent.RELEASE, caller.program_id, now, cmd.reason)
+        changes.update(claimedBy=None, leaseExpiresAt=None, sessionId=None,
+                       lastError=f"released by '{caller.program_id}': {cmd.reason}")
+        tx.update(path, changes)
+        return {"success": True, "taskId": cmd.taskId, "status": changes["status"], "target": task["target"]}
+
+    result = rt.store.run_transaction(release)
+    rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": cmd.taskId, "target": result.pop("target")}))
+    return result
+
+
+def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, Any]:
+    now = rt.clock.iso()
+    event = TaskEvent(cmd.completed_status.value)
+    if cmd.error_class and event is not TaskEvent.FAILED:
+        raise InvalidInput("error_class: only meaningful with completed_status FAILED", field="error_class")
+
+    parties: dict[str, Any] = {}
+
+    def complete(tx: Transaction) -> dict[str, Any]:
+        path, task = load(tx, caller, cmd.taskId)
+        parties.update(target=task["target"], creator=task.get("source"))
+        _check_completer(task, caller, cmd.claim_token)
+        fields = dict(
+            result=cmd.result, tokensIn=cmd.tokens_in, tokensOut=cmd.tokens_out, costUsd=cmd.cost_usd,
+            model=cmd.model, provider=cmd.provider, errorCode=cmd.error_code,
+            errorClass=cmd.error_class.value if cmd.error_class else None,
+        )
+        notice = None
+        if event is TaskEvent.FAILED and cmd.error_class is ErrorClass.TRANSIENT and _active(task):
+            changes, notice = lose_attempt(rt, caller.tenant_id, task, caller.program_id, now,
+                                           f"TRANSIENT failure: {cmd.error_code or 'no error_code'}")
+        else:
+            changes = move(task, event, caller.program_id, now, cmd.error_code)
+            changes.update(completedStatus=cmd.completed_status.value, completedAt=now, completedBy=caller.program_id,
+                           leaseExpiresAt=None)
+        changes.update(fields)
+        tx.update(path, changes)
+        if notice:
+            tx.set(*notice)
+        return _completion_view({**task, **changes})
+
+    result, replayed = run_once(rt, caller, "complete_task", cmd, complete)
+    if not replayed:
+        _announce(rt, caller.tenant_id, cmd.taskId, result["status"], parties["target"], parties["creator"])
+    return result
+
+
+def _check_completer(task: dict[str, Any], caller: Caller, claim_token: int | None) -> None:
+    """The holder, the task's creator or an admin may finish a task; a stale holder may not."""
+    if claim_token is not None:
+        check_holder(task, caller, claim_token)
+        return
+    if caller.program_id == task.get("source") or caller.admin or _finished(task):
+        return
+    if _active(task) and task.get("claimedBy") == caller.program_id:
+        return
+    if _held_before(task, caller.program_id):
+        raise _claim_lost(task, caller)
+    who = " or ".join(f"'{p}'" for p in (task.get("claimedBy"), task.get("source")) if p)
+    raise Forbidden(f"only the claimer or creator of task {task['taskId']} ({who}) or an admin key may complete it",
+                    field="taskId")
+
+
+def _completion_view(task: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {"success": True, "taskId": task["taskId"], "status": task["status"]}
+    if task["status"] == TaskStatus.CREATED.value:
+        view.update(message=f"Transient failure recorded; the task will be retried (attempt {task['attempt']} "
+                            f"of {task['maxAttempts']}) after {task['availableAt']}",
+                    attempt=task["attempt"], availableAt=task["availableAt"])
+    elif task["status"] == TaskStatus.DEAD.value:
+        view.update(message=f"Attempts exhausted ({task.get('attempt')}); the task is dead-lettered and its "
+                            "creator was told", attempt=task.get("attempt"))
+    else:
+        view.update(completedStatus=task["completedStatus"], message=f"Task marked as {task['status']}")
+    return view
+
+
+def _announce(rt: Runtime, tenant_id: str, task_id: str, status: str, target: str, creator: str | None) -> None:
+    """Events after the commit: a requeued task wakes its workers; a finished one tells listeners."""
+    if status == TaskStatus.CREATED.value:
+        rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": task_id, "target": target}))
+        return
+    rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": task_id, "status": status}))
+    if status == TaskStatus.DEAD.value and creator:
+        rt.bus.publish(Event(relay.MESSAGES_DELIVERED, tenant_id, {"targets": [creator]}))
+
+
+def lose_attempt(rt: Runtime, tenant_id: str, task: dict[str, Any], by: str, now: str,
+                 reason: str) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+    """A lease ran out or the work failed transiently: retry after a back-off, or dead-letter.
+
+    Returns the task's changes and, for a dead letter, the RESULT message to its creator
+    (with a deterministic id, so a re-run writes the same message, not a second one)."""
+    policy: RetryPolicy = rt.policy
+    attempt = int(task.get("attempt", 1))
+    event = policy.after_lost_attempt(attempt, int(task.get("maxAttempts", policy.max_attempts)))
+    changes = move(task, event, by, now, reason)
+    changes.update(claimedBy=None, leaseExpiresAt=None, sessionId=None, lastError=reason)
+    if event is TaskEvent.RETRY:
+        changes.update(attempt=attempt + 1, availableAt=rt.clock.iso(policy.backoff(attempt)))
+        return changes, None
+    changes.update(completedAt=now, completedStatus="DEAD_LETTER")
+    text = (f"Task '{task['title']}' ({task['taskId']}) was dead-lettered after {attempt} attempt(s). "
+            f"Last error: {reason}. Inspect it with get_task and create a new task if it still matters.")
+    notice = relay.system_message(rt, tenant_id, f"dead-{task['taskId']}", task.get("source") or "", text,
+                                  thread=task.get("threadId"))
+    return changes, notice
+
+
+def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
+    """Take back a task whose lease ran out. Returns its new status, or None if nothing was due
+    (renewed, finished, or already taken back by another sweeper run)."""
+    now = rt.clock.iso()
+    path = tenant_path(tenant_id, "tasks", task_id)
+
+    def expire(tx: Transaction) -> dict[str, Any] | None:
+        task = tx.get(path)
+        if task is None or not _active(task) or (task.get("leaseExpiresAt") or "~") > now:
+            return None
+        reason = f"lease expired at {task['leaseExpiresAt']} while held by '{task['claimedBy']}'"
+        changes, notice = lose_attempt(rt, tenant_id, task, SYSTEM, now, reason)
+        tx.update(path, changes)
+        if notice:
+            tx.set(*notice)
+        return {"status": changes["status"], "target": task["target"], "creator": task.get("source")}
+
+    outcome = rt.store.run_transaction(expire)
+    if outcome is None:
+        return None
+    _announce(rt, tenant_id, task_id, outcome["status"], outcome["target"], outcome["creator"])
+    return str(outcome["status"])
+
+
+def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:
+    """Close a queued task whose ttl ran out, so it stops occupying the head of the queue."""
+    now = rt.clock.iso()
+    path = tenant_path(tenant_id, "tasks", task_id)
+
+    def close(tx: Transaction) -> bool:
+        task = tx.get(path)
+        if task is None or not expired(task, now):
+            return False
+        changes = move(task, TaskEvent.EXPIRE, SYSTEM, now, f"ttl ran out at {task['expiresAt']}")
+        changes.update(completedAt=now, completedStatus="EXPIRED")
+        tx.update(path, changes)
+        return True
+
+    closed = rt.store.run_transaction(close)
+    if closed:
+        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": task_id, "status": TaskStatus.EXPIRED.value}))
+    return closed

@@ -1,0 +1,63 @@
+"""Idempotency keys: a retried call (after a timeout, a dropped connection) returns the first
+call's result and writes nothing new.
+
+The record is read and written inside the same transaction as the operation itself, so two
+concurrent calls with one key cannot both act: one commits, the other sees its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from cachebash.domain.errors import Conflict
+from cachebash.domain.inputs import Input
+from cachebash.ports.store import AlreadyExists, Transaction
+from cachebash.services.runtime import Caller, Runtime, tenant_path
+
+RETENTION_SECONDS = 24 * 3600
+COLLECTION = "idempotency"
+
+Body = Callable[[Transaction], dict[str, Any]]
+
+
+def record_path(caller: Caller, tool: str, key: str) -> str:
+    digest = hashlib.sha256(f"{caller.program_id}\x00{tool}\x00{key}".encode()).hexdigest()[:40]
+    return tenant_path(caller.tenant_id, COLLECTION, digest)
+
+
+def _fingerprint(cmd: Input) -> str:
+    return hashlib.sha256(cmd.model_dump_json(exclude={"idempotency_key"}).encode()).hexdigest()
+
+
+def run_once(rt: Runtime, caller: Caller, tool: str, cmd: Input, body: Body) -> tuple[dict[str, Any], bool]:
+    """Run `body` in a transaction, at most once per (program, tool, idempotency_key).
+
+    Returns (result, replayed). `body` must do its reads before its writes, as always."""
+    key: str | None = getattr(cmd, "idempotency_key", None)
+    if key is None:
+        return rt.store.run_transaction(body), False
+    path = record_path(caller, tool, key)
+    fingerprint = _fingerprint(cmd)
+    now = rt.clock.iso()
+
+    def once(tx: Transaction) -> tuple[dict[str, Any], bool]:
+        prior = tx.get(path)
+        if prior is not None and prior["expiresAt"] > now:
+            if prior["fingerprint"] != fingerprint:
+                raise Conflict(
+                    f"idempotency_key '{key}' was already used for a different {tool} call; use a new key",
+                    field="idempotency_key", code="IDEMPOTENCY_KEY_REUSED",
+                )
+            return dict(prior["result"]), True
+        result = body(tx)
+        tx.set(path, {"tool": tool, "programId": caller.program_id, "fingerprint": fingerprint, "result": result,
+                      "createdAt": now, "expiresAt": rt.clock.iso(RETENTION_SECONDS)})
+        return result, False
+
+    try:
+        return rt.store.run_transaction(once)
+    except AlreadyExists:
+        # A concurrent call with the same key won the race to create; run again to read its record.
+        return rt.store.run_transaction(once)
