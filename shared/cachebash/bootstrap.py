@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cachebash.adapters.inprocess_bus import InProcessBus
+from cachebash.adapters.local_signals import LocalSignals
+from cachebash.adapters.periodic import Periodic
 from cachebash.config import Settings
+from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import Clock, SystemClock
 from cachebash.ports.store import Store
 from cachebash.services.handlers import HANDLERS, EventHandler
 from cachebash.services.runtime import Runtime
+from cachebash.services.wakeups import WAKING_TOPICS, wake
 
 
 def open_store(settings: Settings) -> Store:
@@ -21,13 +25,19 @@ def open_store(settings: Settings) -> Store:
     raise ValueError(f"CACHEBASH_STORE={settings.store!r} is not a store this build knows (sqlite)")
 
 
-def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool = False) -> Runtime:
-    """A runtime whose events are handled in-process right after each commit."""
+def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool = False,
+                     policy: RetryPolicy | None = None) -> Runtime:
+    """A runtime whose events are handled in-process right after each commit, and whose
+    waiting callers are woken in-process too."""
     bus = InProcessBus(strict=strict)
-    runtime = Runtime(store=store, bus=bus, clock=clock or SystemClock())
+    signals = LocalSignals()
+    runtime = Runtime(store=store, bus=bus, clock=clock or SystemClock(), policy=policy or RetryPolicy(),
+                      signals=signals)
     for topic, handlers in HANDLERS.items():
         for handler in handlers:
             bus.subscribe(topic, _bind(runtime, handler))
+    for topic in WAKING_TOPICS:
+        bus.subscribe(topic, lambda event: wake(signals, event))
     return runtime
 
 
@@ -37,3 +47,10 @@ def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:
 
     run.__name__ = getattr(handler, "__name__", "handler")
     return run
+
+
+def start_sweeper(runtime: Runtime, interval: float) -> Periodic:
+    """Embedded stand-in for the scheduled `sweeper` function: takes back expired leases etc."""
+    from cachebash.services.sweeper import sweep
+
+    return Periodic(interval, lambda: sweep(runtime), name="cachebash-sweeper").start()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from cachebash.bootstrap import embedded_runtime, open_store
+from cachebash.bootstrap import embedded_runtime, open_store, start_sweeper
 from cachebash.config import Settings
 from cachebash.domain.errors import CacheBashError
 from cachebash.domain.inputs import parse
@@ -21,16 +22,16 @@ ADMIN_PROGRAM = "admin"
 
 def _settings(args: argparse.Namespace) -> Settings:
     base = Settings.from_env()
-    return Settings(
+    return dataclasses.replace(
+        base,
         host=getattr(args, "host", None) or base.host,
         port=getattr(args, "port", None) or base.port,
         data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else base.data_dir,
-        store=base.store,
     )
 
 
 def _runtime(settings: Settings) -> Runtime:
-    return embedded_runtime(open_store(settings))
+    return embedded_runtime(open_store(settings), policy=settings.policy)
 
 
 def client_config(url: str, key: str) -> str:
@@ -57,8 +58,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(client_config(url, created["apiKey"]))
         print("\nCreate one key per agent:  .venv/bin/cachebash keys create --program builder --group builders\n")
     print(f"CacheBash serving MCP at {url} (data: {settings.data_dir})", flush=True)
-    uvicorn.run(build_app(runtime, host=settings.host), host=settings.host, port=settings.port,
-                log_level="warning")
+    sweeper = start_sweeper(runtime, settings.sweep_seconds)
+    try:
+        uvicorn.run(build_app(runtime, host=settings.host), host=settings.host, port=settings.port,
+                    log_level="warning")
+    finally:
+        sweeper.stop()
     return 0
 
 

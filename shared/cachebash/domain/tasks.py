@@ -74,7 +74,7 @@ SessionId = Annotated[ShortText, Field(description="Your session id, recorded fo
 MAX_ATTEMPTS_LIMIT = 10
 LeaseSeconds = Annotated[
     int,
-    Field(ge=10, le=24 * 3600, description="How long your claim lasts without a heartbeat (default 900 s, at most "
+    Field(ge=1, le=24 * 3600, description="How long your claim lasts without a heartbeat (default 900 s, at most "
                                            "the server's maximum, 7200 s by default). Renew with renew_claim or "
                                            "report_task_progress."),
 ]

@@ -24,6 +24,7 @@ from cachebash import __version__
 from cachebash.domain.errors import CacheBashError, Unauthenticated
 from cachebash.domain.inputs import parse
 from cachebash.interface.tools import ToolSpec, all_tools
+from cachebash.interface.waiting import run_tool
 from cachebash.services.runtime import Caller, Runtime
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
         try:
             caller = caller_of(ctx)
             cmd = parse(spec.input, arguments)
-            return tool_result(await run(lambda: spec.handler(runtime, caller, cmd)))
+            return tool_result(await run_tool(spec, runtime, run, caller, cmd))
         except CacheBashError as exc:
             return error_result(exc)
 

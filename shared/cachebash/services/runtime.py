@@ -10,6 +10,7 @@ from cachebash.domain.programs import ALL_GROUP
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus
 from cachebash.ports.clock import Clock
+from cachebash.ports.signals import Signals
 from cachebash.ports.store import Store
 
 
@@ -19,6 +20,7 @@ class Runtime:
     bus: Bus
     clock: Clock
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    signals: Signals | None = None  # wake-ups for waiting callers; None: waits fall back to polling
 
 
 @dataclass(frozen=True)

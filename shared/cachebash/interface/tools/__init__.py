@@ -22,6 +22,8 @@ class ToolSpec:
     handler: Handler
     read_only: bool = False
     idempotent: bool = False
+    #: For tools that accept `wait_seconds`: the signal keys whose notification means "look again".
+    wait_keys: Callable[[Caller, Any], list[str]] | None = None
 
 
 def all_tools() -> list[ToolSpec]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cachebash.domain.inputs import NoArguments
 from cachebash.domain.messages import GetMessages, GetThread, SendMessage
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import directory, relay
+from cachebash.services import directory, relay, wakeups
 
 TOOLS = [
     ToolSpec(
@@ -20,9 +20,10 @@ TOOLS = [
         "get_messages",
         "Fetch your undelivered messages, highest priority first, and mark them delivered so you never get "
         "the same message twice. Use peek=true to look without marking. Call at session start and after "
-        "each task.",
+        "each task. With wait_seconds, waits for a message to arrive instead of returning empty.",
         GetMessages,
         relay.get_messages,
+        wait_keys=wakeups.inbox_keys,
     ),
     ToolSpec(
         "get_thread",

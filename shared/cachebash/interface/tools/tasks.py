@@ -14,7 +14,7 @@ from cachebash.domain.tasks import (
     TaskRef,
 )
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import claims, tasks
+from cachebash.services import claims, tasks, wakeups
 
 TOOLS = [
     ToolSpec(
@@ -29,10 +29,12 @@ TOOLS = [
         "get_tasks",
         "List tasks, highest priority first then oldest. Default: tasks waiting for you or your groups "
         "(status 'created'). Call at session start and after finishing a task. status 'active' shows claimed "
-        "or in-progress tasks. Page with nextCursor.",
+        "or in-progress tasks, 'dead' those whose attempts ran out. Page with nextCursor. With wait_seconds, "
+        "waits for a task to arrive instead of returning empty.",
         GetTasks,
         tasks.get_tasks,
         read_only=True,
+        wait_keys=wakeups.queue_keys,
     ),
     ToolSpec(
         "get_task",
@@ -73,6 +75,7 @@ TOOLS = [
         "of returning empty.",
         ClaimNext,
         claims.claim_next,
+        wait_keys=wakeups.queue_keys,
     ),
     ToolSpec(
         "renew_claim",
