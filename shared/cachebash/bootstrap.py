@@ -30,7 +30,8 @@ def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool =
     """A runtime whose events are handled in-process right after each commit, and whose
     waiting callers are woken in-process too."""
     bus = InProcessBus(strict=strict)
-    signals = LocalSignals()
+    # A store that other processes also write (Firestore) needs polling besides local wake-ups.
+    signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
     runtime = Runtime(store=store, bus=bus, clock=clock or SystemClock(), policy=policy or RetryPolicy(),
                       signals=signals)
     for topic, handlers in HANDLERS.items():

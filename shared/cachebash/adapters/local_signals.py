@@ -1,5 +1,5 @@
-"""In-process wake-ups for the embedded server: an asyncio event per waiting request, set
-from whichever thread committed the change (the event loop, or the sweeper's timer)."""
+"""In-process wake-ups: an asyncio event per waiting request, set from whichever thread
+committed the change (the event loop, or the sweeper's timer)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from cachebash.ports.signals import Signals, Subscription
 
 
 class _Waiter(Subscription):
-    def __init__(self) -> None:
+    def __init__(self, poll: tuple[float, float] | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
+        self.pause, self.cap = poll if poll else (None, None)
 
     def wake(self) -> None:
         if self.loop.is_closed():
@@ -23,19 +24,27 @@ class _Waiter(Subscription):
             self.loop.call_soon_threadsafe(self.event.set)
 
     async def wait(self, timeout: float) -> None:
+        if self.pause is not None and self.cap is not None:
+            timeout = min(timeout, self.pause)
+            self.pause = min(self.pause * 2, self.cap)
         with suppress(TimeoutError):
             await asyncio.wait_for(self.event.wait(), timeout)
         self.event.clear()
 
 
 class LocalSignals(Signals):
-    def __init__(self) -> None:
+    """Wakes waiters on changes this process commits. With `poll=(first, cap)` a waiter also
+    looks again after a growing pause, for stores other processes write too (Firestore):
+    0.5 s, 1 s, 2 s, then every 2 s, so an empty 25 s wait re-runs its query ~14 times."""
+
+    def __init__(self, poll: tuple[float, float] | None = None) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[tuple[str, str], set[_Waiter]] = {}
+        self._poll = poll
 
     @contextmanager
     def subscribe(self, tenant_id: str, keys: Iterable[str]) -> Iterator[Subscription]:
-        waiter = _Waiter()
+        waiter = _Waiter(self._poll)
         slots = [(tenant_id, key) for key in keys]
         with self._lock:
             for slot in slots:
@@ -56,27 +65,3 @@ class LocalSignals(Signals):
             woken = {w for key in keys for w in self._waiters.get((tenant_id, key), ())}
         for waiter in woken:
             waiter.wake()
-
-
-class PollingSignals(Signals):
-    """For runtimes with no push to this process: look again after a growing pause
-    (0.5 s, 1 s, 2 s, then every 2 s), so a 25 s wait costs at most ~14 queries."""
-
-    def __init__(self, first: float = 0.5, cap: float = 2.0) -> None:
-        self.first, self.cap = first, cap
-
-    @contextmanager
-    def subscribe(self, tenant_id: str, keys: Iterable[str]) -> Iterator[Subscription]:
-        yield _Poll(self.first, self.cap)
-
-    def notify(self, tenant_id: str, keys: Iterable[str]) -> None:
-        return None
-
-
-class _Poll(Subscription):
-    def __init__(self, first: float, cap: float) -> None:
-        self.pause, self.cap = first, cap
-
-    async def wait(self, timeout: float) -> None:
-        await asyncio.sleep(min(self.pause, timeout))
-        self.pause = min(self.pause * 2, self.cap)
