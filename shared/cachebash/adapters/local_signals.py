@@ -15,7 +15,8 @@ class _Waiter(Subscription):
     def __init__(self, poll: tuple[float, float] | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
-        self.pause, self.cap = poll if poll else (None, None)
+        self.pause: float | None = poll[0] if poll else None
+        self.cap: float | None = poll[1] if poll else None
 
     def wake(self) -> None:
         if self.loop.is_closed():

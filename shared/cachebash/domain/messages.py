@@ -63,3 +63,7 @@ class GetThread(Input):
     threadId: ShortText = Field(description="The thread to read.")
     limit: int = Field(50, ge=1, le=50, description="Most messages to return (1-50), oldest first.")
     cursor: ShortText | None = Field(None, description="nextCursor from a previous call.")
+
+
+class MessageRef(Input):
+    messageId: Id = Field(description="messageId from send_message (or a message you received).")

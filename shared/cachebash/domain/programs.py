@@ -8,7 +8,9 @@ from cachebash.domain.inputs import Input, LongText, Name, ShortText
 
 BUILTIN_GROUPS: tuple[str, ...] = ("council", "builders", "intelligence")
 ALL_GROUP = "all"
-RESERVED_NAMES = frozenset({*BUILTIN_GROUPS, ALL_GROUP, "human"})
+# The person behind the phone app: agents address questions and directives to it.
+HUMAN = "human"
+RESERVED_NAMES = frozenset({*BUILTIN_GROUPS, ALL_GROUP, HUMAN, "cachebash"})
 MAX_STATE_BYTES = 64 * 1024
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.domain.errors import InvalidInput
-from cachebash.domain.programs import ALL_GROUP, BUILTIN_GROUPS, RESERVED_NAMES
+from cachebash.domain.programs import ALL_GROUP, BUILTIN_GROUPS, HUMAN, RESERVED_NAMES
 from cachebash.ports.store import Query, Transaction
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 
@@ -30,6 +30,8 @@ def known_groups(programs: list[dict[str, Any]]) -> set[str]:
 
 def resolve_target(rt: Runtime, caller: Caller, target: str) -> tuple[str, bool, list[str]]:
     """Classify a target: (name, is_group, members). Members is empty for an unknown name."""
+    if target == HUMAN:
+        return target, False, [HUMAN]
     programs = all_programs(rt, caller.tenant_id)
     if target in known_groups(programs):
         return target, True, group_members(programs, target)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from cachebash.ports.bus import Event
-from cachebash.services import relay
+from cachebash.services import interrupts, relay
 from cachebash.services.runtime import Runtime
 
 EventHandler = Callable[[Runtime, Event], Any]
 
 HANDLERS: dict[str, list[EventHandler]] = {
     relay.MULTICAST_TOPIC: [relay.fan_out],
+    interrupts.PUSH_TOPIC: [interrupts.deliver_push],
 }

@@ -11,7 +11,7 @@ import re
 import secrets
 from typing import Any
 
-from cachebash.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, RevokeKey
 from cachebash.ports.store import Query, Transaction
@@ -21,6 +21,7 @@ from cachebash.services.runtime import Caller, Runtime
 KEY_PREFIX = "cb_"
 KEYS = "keys"
 DEFAULT_TENANT = "default"
+MAX_ACTIVE_KEYS = 25
 
 
 def hash_key(plaintext: str) -> str:
@@ -67,6 +68,15 @@ def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> d
         "tenantId": tenant_id, "groups": program["groups"], "admin": cmd.admin, "label": cmd.label,
         "note": "This is the only time the key is shown. Store it securely.",
     }
+
+
+def create_owner_key(rt: Runtime, tenant_id: str, cmd: CreateKey) -> dict[str, Any]:
+    """A key created by the tenant's owner from the phone, within the tenant's cap on active keys."""
+    active = rt.store.query(Query(KEYS).where("tenantId", "==", tenant_id).where("active", "==", True))
+    if len(active) >= MAX_ACTIVE_KEYS:
+        raise Conflict(f"this account already has {MAX_ACTIVE_KEYS} active keys; revoke one first",
+                       code="KEY_LIMIT")
+    return issue_key(rt, tenant_id, cmd, "owner")
 
 
 def create_key(rt: Runtime, caller: Caller, cmd: CreateKey) -> dict[str, Any]:

@@ -10,11 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.domain.errors import NotFound
-from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, GetMessages, GetThread, MessageType, SendMessage
+from cachebash.domain.messages import (
+    DEFAULT_MESSAGE_TTL,
+    GetMessages,
+    GetThread,
+    MessageRef,
+    MessageType,
+    SendMessage,
+)
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.bus import Event
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import cursors
+from cachebash.services import cursors, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.idempotency import run_once
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
@@ -26,7 +33,7 @@ MESSAGES_DELIVERED = "relay.delivered"
 _PUBLIC_FIELDS = (
     "messageId", "source", "target", "group", "multicastId", "message_type", "message", "priority",
     "threadId", "reply_to", "createdAt", "expiresAt", "delivered", "deliveredAt", "acknowledgedAt",
-    "acknowledgedBy",
+    "acknowledgedBy", "answer", "answeredAt", "answerMessageId",
 )
 
 
@@ -77,6 +84,8 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
             rt.bus.publish(Event(MULTICAST_TOPIC, caller.tenant_id, {"multicastId": result["multicastId"]}))
         else:
             rt.bus.publish(Event(MESSAGES_DELIVERED, caller.tenant_id, {"targets": [target]}))
+            if push := interrupts.message_push(caller.tenant_id, doc):
+                rt.bus.publish(push)
     return result
 
 
@@ -188,3 +197,11 @@ def get_thread(rt: Runtime, caller: Caller, cmd: GetThread) -> dict[str, Any]:
     messages = [public(d.data) for d in shown]
     return {"success": True, "threadId": cmd.threadId, "count": len(messages), "messages": messages,
             "nextCursor": next_cursor}
+
+
+def get_message(rt: Runtime, caller: Caller, cmd: MessageRef) -> dict[str, Any]:
+    """Read one message you sent or received, e.g. to see whether the human answered it."""
+    message = rt.store.get(tenant_path(caller.tenant_id, "messages", cmd.messageId))
+    if message is None or not (caller.admin or caller.program_id in (message["source"], message["target"])):
+        raise NotFound(f"no message {cmd.messageId} sent by or to you", field="messageId")
+    return {"success": True, "message": public(message)}

@@ -10,6 +10,7 @@ from cachebash.domain.programs import ALL_GROUP
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus
 from cachebash.ports.clock import Clock
+from cachebash.ports.notifier import Notifier
 from cachebash.ports.signals import Signals
 from cachebash.ports.store import Store
 
@@ -20,7 +21,8 @@ class Runtime:
     bus: Bus
     clock: Clock
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    signals: Signals | None = None  # wake-ups for waiting callers; None: waits fall back to polling
+    signals: Signals | None = None  # wake-ups for waiting callers; None: no waiting
+    notifier: Notifier | None = None  # pushes to the human's phone; None: pushes are dropped
 
 
 @dataclass(frozen=True)

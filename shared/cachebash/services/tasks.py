@@ -12,7 +12,7 @@ from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef
 from cachebash.ports.bus import Event
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import cursors
+from cachebash.services import cursors, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.idempotency import run_once
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
@@ -92,6 +92,8 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
     result, replayed = run_once(rt, caller, "create_task", cmd, write)
     if not replayed:
         rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": result["taskId"], "target": target}))
+        if push := interrupts.task_push(caller.tenant_id, task):
+            rt.bus.publish(push)
     return result
 
 

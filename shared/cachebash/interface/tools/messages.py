@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cachebash.domain.inputs import NoArguments
-from cachebash.domain.messages import GetMessages, GetThread, SendMessage
+from cachebash.domain.messages import GetMessages, GetThread, MessageRef, SendMessage
 from cachebash.interface.tools import ToolSpec
 from cachebash.services import directory, relay, wakeups
 
@@ -30,6 +30,14 @@ TOOLS = [
         "Read a whole conversation by threadId, oldest first, without changing what get_messages returns.",
         GetThread,
         relay.get_thread,
+        read_only=True,
+    ),
+    ToolSpec(
+        "get_message",
+        "Read one message you sent or received by messageId, e.g. to see whether the human answered your "
+        "QUERY (answer, answeredAt). The answer also arrives in your inbox as a RESULT.",
+        MessageRef,
+        relay.get_message,
         read_only=True,
     ),
     ToolSpec(

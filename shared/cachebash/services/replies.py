@@ -1,0 +1,89 @@
+"""The human answers from the phone: a QUERY or DIRECTIVE message, or a `question` task.
+
+The answer is written where the asking agent already looks: a RESULT message in its inbox
+(`get_messages`, threaded with the question) and, on the question itself, `answer` fields
+readable by its id (`get_message` / `get_task`). The reference product wrote answers
+somewhere its agents never read; this module exists so that cannot happen here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from cachebash.domain.errors import Conflict, InvalidInput, NotFound
+from cachebash.domain.inputs import Id, Input, LongText
+from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
+from cachebash.domain.programs import HUMAN
+from cachebash.domain.task_states import TaskEvent, TaskStatus
+from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
+from cachebash.ports.bus import Event
+from cachebash.ports.store import Transaction
+from cachebash.services.claims import move
+from cachebash.services.relay import MESSAGES_DELIVERED
+from cachebash.services.runtime import Runtime, new_id, tenant_path
+from cachebash.services.tasks import TASK_FINISHED
+
+
+class HumanReply(Input):
+    replyTo: Id = Field(description="Id of the message (QUERY/DIRECTIVE to 'human') or question task answered.")
+    message: LongText = Field(min_length=1, description="The human's answer.")
+
+
+def _answer_message(rt: Runtime, tenant_id: str, to: str, text: str, reply_to: str, thread: str | None,
+                    now: str) -> tuple[str, dict[str, Any]]:
+    message_id = new_id()
+    doc = {
+        "messageId": message_id, "source": HUMAN, "target": to, "message_type": MessageType.RESULT.value,
+        "message": text, "priority": Priority.HIGH.value, "priorityRank": PRIORITY_RANK[Priority.HIGH],
+        "threadId": thread, "reply_to": reply_to, "createdAt": now,
+        "expiresAt": rt.clock.iso(DEFAULT_MESSAGE_TTL), "delivered": False,
+    }
+    return tenant_path(tenant_id, "messages", message_id), doc
+
+
+def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
+    now = rt.clock.iso()
+    message_path = tenant_path(tenant_id, "messages", cmd.replyTo)
+    task_path = tenant_path(tenant_id, "tasks", cmd.replyTo)
+
+    def answer(tx: Transaction) -> dict[str, Any]:
+        message, task = tx.get_all([message_path, task_path])
+        if message is not None and message.get("target") == HUMAN:
+            if message.get("answeredAt"):
+                raise Conflict(f"message {cmd.replyTo} was already answered at {message['answeredAt']}",
+                               code="ALREADY_ANSWERED")
+            path, doc = _answer_message(rt, tenant_id, message["source"], cmd.message, cmd.replyTo,
+                                        message.get("threadId"), now)
+            tx.update(message_path, {"answer": cmd.message, "answeredAt": now, "answerMessageId": doc["messageId"],
+                                     "delivered": True, "deliveredAt": message.get("deliveredAt") or now})
+            tx.create(path, doc)
+            return {"success": True, "answered": "message", "to": message["source"], "messageId": doc["messageId"]}
+        if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
+            path, doc = _answer_message(rt, tenant_id, task["source"], cmd.message, cmd.replyTo,
+                                        task.get("threadId"), now)
+            tx.update(task_path, _answered_task(task, cmd.message, doc["messageId"], now))
+            tx.create(path, doc)
+            return {"success": True, "answered": "question", "to": task["source"], "messageId": doc["messageId"]}
+        if message is None and task is None:
+            raise NotFound(f"no message or question {cmd.replyTo} in your account", field="replyTo")
+        raise InvalidInput("replyTo: only messages and question tasks addressed to 'human' can be answered",
+                           field="replyTo")
+
+    result = rt.store.run_transaction(answer)
+    rt.bus.publish(Event(MESSAGES_DELIVERED, tenant_id, {"targets": [result["to"]]}))
+    if result["answered"] == "question":
+        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": cmd.replyTo, "status": "completed"}))
+    return result
+
+
+def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -> dict[str, Any]:
+    """Answering is claiming and completing in one step, both through the state table."""
+    if task["status"] != TaskStatus.CREATED.value:
+        raise Conflict(f"question {task['taskId']} is already {task['status']}", code="ALREADY_ANSWERED")
+    claimed = {**task, **move(task, TaskEvent.CLAIM, HUMAN, now)}
+    changes = {**move(claimed, TaskEvent.SUCCESS, HUMAN, now), "claimedBy": HUMAN, "claimedAt": now,
+               "completedBy": HUMAN, "completedAt": now, "completedStatus": "SUCCESS", "result": text,
+               "answer": text, "answeredAt": now, "answerMessageId": message_id}
+    return changes
