@@ -1,5 +1,43 @@
-"""Cloud Function entry points (Google Cloud runtime).
+"""Cloud Function entry points: one thin target per function, over the shared services.
 
-Empty until the Cloud Functions issue lands: the embedded server (`cachebash serve`) is the
-complete product today. Each function added here stays a thin target over the shared services.
+Deployed by `cachebash deploy` (see README, "Deploy to Google Cloud"); each target only
+decodes its trigger and calls `cachebash.cloud`.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+import functions_framework
+
+from cachebash import cloud
+
+
+@functions_framework.http
+def keys(request: Any) -> tuple[dict[str, Any], int]:
+    """HTTPS for the mobile app: create, list and revoke the signed-in owner's API keys."""
+    return cloud.on_keys(request)
+
+
+@functions_framework.http
+def replies(request: Any) -> tuple[dict[str, Any], int]:
+    """HTTPS for the mobile app: the human answers a question or a message."""
+    return cloud.on_replies(request)
+
+
+@functions_framework.cloud_event
+def fanout(cloud_event: Any) -> None:
+    """Pub/Sub: expand a group message into one copy per member."""
+    cloud.on_pubsub(cloud_event)
+
+
+@functions_framework.cloud_event
+def interrupts(cloud_event: Any) -> None:
+    """Pub/Sub: push urgent tasks, directives and questions to the owner's phone."""
+    cloud.on_pubsub(cloud_event)
+
+
+@functions_framework.cloud_event
+def sweeper(cloud_event: Any) -> None:
+    """Cloud Scheduler via Pub/Sub: take back expired leases, close expired tasks."""
+    cloud.on_schedule(cloud_event)

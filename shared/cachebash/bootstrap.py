@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.local_signals import LocalSignals
+from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.adapters.periodic import Periodic
 from cachebash.config import Settings
 from cachebash.domain.retry import RetryPolicy
@@ -33,7 +35,7 @@ def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool =
     # A store that other processes also write (Firestore) needs polling besides local wake-ups.
     signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
     runtime = Runtime(store=store, bus=bus, clock=clock or SystemClock(), policy=policy or RetryPolicy(),
-                      signals=signals)
+                      signals=signals, notifier=LogNotifier())
     for topic, handlers in HANDLERS.items():
         for handler in handlers:
             bus.subscribe(topic, _bind(runtime, handler))
@@ -55,3 +57,21 @@ def start_sweeper(runtime: Runtime, interval: float) -> Periodic:
     from cachebash.services.sweeper import sweep
 
     return Periodic(interval, lambda: sweep(runtime), name="cachebash-sweeper").start()
+
+
+def cloud_runtime(settings: Settings | None = None) -> Runtime:
+    """The runtime a Cloud Function uses: events go to Pub/Sub (each topic triggers its
+    function) and pushes to FCM. CACHEBASH_BUS=inprocess / CACHEBASH_NOTIFIER=log run the
+    same functions without Google services (tests, local emulation)."""
+    settings = settings or Settings.from_env()
+    runtime = embedded_runtime(open_store(settings), policy=settings.policy)
+    if os.environ.get("CACHEBASH_BUS", "pubsub") == "pubsub":
+        from cachebash.adapters.pubsub_bus import PubSubBus
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+        runtime.bus = PubSubBus(project, HANDLERS)
+    if os.environ.get("CACHEBASH_NOTIFIER", "fcm") == "fcm":
+        from cachebash.adapters.fcm_notifier import FcmNotifier
+
+        runtime.notifier = FcmNotifier()
+    return runtime

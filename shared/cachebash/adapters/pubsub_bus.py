@@ -1,0 +1,48 @@
+"""The bus on Google Cloud Pub/Sub: one topic per event kind that has a cloud handler.
+
+Events nobody handles in the cloud (in-process wake-ups) are not published at all. The
+publish waits for Pub/Sub's acknowledgement, so once a tool call has answered, its event
+is durable and will be delivered (at least once) to the triggered function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from cachebash.ports.bus import Bus, Event
+
+TOPIC_PREFIX = "cachebash-"
+PUBLISH_TIMEOUT_SECONDS = 30
+
+
+def topic_id(topic: str) -> str:
+    return TOPIC_PREFIX + topic.replace(".", "-")
+
+
+def encode(event: Event) -> bytes:
+    return json.dumps({"topic": event.topic, "tenantId": event.tenant_id, "data": event.data},
+                      separators=(",", ":")).encode()
+
+
+class PubSubBus(Bus):
+    def __init__(self, project: str, topics: Iterable[str], client: Any = None) -> None:
+        self.project = project
+        self.topics = frozenset(topics)
+        self._client = client
+
+    def _publisher(self) -> Any:
+        if self._client is None:
+            from google.cloud.pubsub_v1 import PublisherClient
+
+            self._client = PublisherClient()
+        return self._client
+
+    def publish(self, event: Event) -> None:
+        if event.topic not in self.topics:
+            return
+        client = self._publisher()
+        path = client.topic_path(self.project, topic_id(event.topic))
+        future = client.publish(path, encode(event), topic=event.topic, tenant=event.tenant_id)
+        future.result(timeout=PUBLISH_TIMEOUT_SECONDS)

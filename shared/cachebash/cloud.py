@@ -1,0 +1,59 @@
+"""What `functions/main.py` calls: one small function per Cloud Function target.
+
+Clients (the store, Pub/Sub, Firebase) are created on the first invocation of an instance,
+never at import, and each target imports only what it uses, to keep cold starts short.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cachebash.ports.identity import IdTokenVerifier
+    from cachebash.services.runtime import Runtime
+
+
+@cache
+def runtime() -> Runtime:
+    from cachebash.bootstrap import cloud_runtime
+
+    return cloud_runtime()
+
+
+@cache
+def verifier() -> IdTokenVerifier:
+    from cachebash.adapters.firebase_auth import FirebaseVerifier
+
+    return FirebaseVerifier()
+
+
+def on_pubsub(cloud_event: Any) -> str:
+    from cachebash.interface.cloud_events import dispatch_pubsub
+
+    return dispatch_pubsub(runtime(), cloud_event)
+
+
+def on_schedule(_: Any = None) -> dict[str, int]:
+    from cachebash.services.sweeper import sweep
+
+    return sweep(runtime())
+
+
+def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int]:
+    from cachebash.interface import mobile_api
+
+    endpoint = getattr(mobile_api, endpoint_name)
+    reply = endpoint(runtime(), verifier(), mobile_api.Request(
+        method=request.method, path=request.path, authorization=request.headers.get("Authorization"),
+        body=request.get_data(),
+    ))
+    return reply.body, reply.status
+
+
+def on_keys(request: Any) -> tuple[dict[str, Any], int]:
+    return _mobile("keys_endpoint", request)
+
+
+def on_replies(request: Any) -> tuple[dict[str, Any], int]:
+    return _mobile("replies_endpoint", request)

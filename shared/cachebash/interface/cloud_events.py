@@ -1,0 +1,67 @@
+"""Turning what GCP delivers into our events, and running handlers the way Pub/Sub needs.
+
+Pub/Sub delivers at least once and retries a function that raises. So: a message that can
+never be decoded (poison) is logged and acknowledged, not retried; a handler failure is
+raised for a retry, until the event is older than MAX_EVENT_AGE, then logged and dropped.
+Handlers are idempotent, so a retry or duplicate changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cachebash.ports.bus import Event
+from cachebash.services.handlers import HANDLERS
+from cachebash.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_AGE = timedelta(hours=1)
+
+
+class PoisonMessage(ValueError):
+    pass
+
+
+def event_from_pubsub(cloud_event: Any) -> Event:
+    try:
+        message = cloud_event.data["message"]
+        body = json.loads(base64.b64decode(message["data"]))
+        topic = (message.get("attributes") or {}).get("topic") or body["topic"]
+        return Event(str(topic), str(body["tenantId"]), dict(body.get("data") or {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"undecodable Pub/Sub message {cloud_event['id']}: {exc!r}") from None
+
+
+def _age(cloud_event: Any) -> timedelta:
+    stamp = cloud_event["time"]
+    if not stamp:
+        return timedelta(0)
+    sent = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    return datetime.now(UTC) - sent
+
+
+def dispatch_pubsub(runtime: Runtime, cloud_event: Any) -> str:
+    """Run every handler of the event's topic. Returns 'handled', 'poison', 'unhandled' or 'expired'."""
+    try:
+        event = event_from_pubsub(cloud_event)
+    except PoisonMessage as exc:
+        log.error("%s; acknowledged without retry", exc)
+        return "poison"
+    handlers = HANDLERS.get(event.topic, [])
+    if not handlers:
+        log.warning("no handler for topic %s; acknowledged", event.topic)
+        return "unhandled"
+    try:
+        for handler in handlers:
+            handler(runtime, event)
+    except Exception:
+        if _age(cloud_event) > MAX_EVENT_AGE:
+            log.exception("giving up on %s event %s after %s", event.topic, cloud_event["id"], MAX_EVENT_AGE)
+            return "expired"
+        raise
+    return "handled"
