@@ -1,0 +1,105 @@
+"""`cachebash deploy`: the exact gcloud and firebase commands that put CacheBash on Google
+Cloud, printed (--dry-run) or run in order.
+
+The function source is staged in a temporary directory: `functions/main.py`, the
+`cachebash` package beside it, and `functions/requirements.txt`, so Cloud Build installs the
+same code the tests ran.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachebash.adapters.pubsub_bus import topic_id
+from cachebash.services.handlers import HANDLERS
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = "python311"
+SWEEP_TOPIC = "sweeper.tick"
+
+# Pub/Sub-triggered functions and the event topics each consumes.
+PUBSUB_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "fanout": ("relay.multicast",),
+    "interrupts": ("push.requested",),
+    "sweeper": (SWEEP_TOPIC,),
+}
+HTTP_FUNCTIONS: tuple[str, ...] = ("mcp", "keys", "replies")
+FIRESTORE_FUNCTIONS: dict[str, str] = {
+    "sprint_waves": "tenants/{tenant}/sprints/{sprint}/stories/{story}",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    project: str
+    region: str
+    source: str = "<staged source>"
+
+
+def _env(target: Target) -> str:
+    return ",".join([
+        "CACHEBASH_STORE=firestore", "CACHEBASH_BUS=pubsub", "CACHEBASH_NOTIFIER=fcm",
+        f"GOOGLE_CLOUD_PROJECT={target.project}",
+    ])
+
+
+def _function(name: str, target: Target, *trigger: str) -> list[str]:
+    return [
+        "gcloud", "functions", "deploy", name, "--gen2", f"--runtime={RUNTIME}", f"--region={target.region}",
+        f"--project={target.project}", f"--source={target.source}", f"--entry-point={name}",
+        f"--set-env-vars={_env(target)}", "--memory=512Mi", *trigger,
+    ]
+
+
+def topics() -> list[str]:
+    return sorted({topic_id(t) for t in [*HANDLERS, SWEEP_TOPIC]})
+
+
+def plan(target: Target) -> list[list[str]]:
+    commands: list[list[str]] = [
+        ["firebase", "deploy", "--only", "firestore:rules,firestore:indexes", f"--project={target.project}"],
+        *(["gcloud", "pubsub", "topics", "create", topic, f"--project={target.project}"] for topic in topics()),
+    ]
+    for name in HTTP_FUNCTIONS:
+        commands.append(_function(name, target, "--trigger-http", "--allow-unauthenticated",
+                                  *(["--concurrency=80", "--cpu=1"] if name == "mcp" else [])))
+    for name, consumed in PUBSUB_FUNCTIONS.items():
+        commands.append(_function(name, target, f"--trigger-topic={topic_id(consumed[0])}", "--retry"))
+    for name, pattern in FIRESTORE_FUNCTIONS.items():
+        commands.append(_function(
+            name, target, "--trigger-event-filters=type=google.cloud.firestore.document.v1.written",
+            "--trigger-event-filters=database=(default)",
+            f"--trigger-event-filters-path-pattern=document={pattern}", f"--trigger-location={target.region}",
+            "--retry",
+        ))
+    commands.append([
+        "gcloud", "scheduler", "jobs", "create", "pubsub", "cachebash-sweeper", "--schedule=* * * * *",
+        f"--topic={topic_id(SWEEP_TOPIC)}", '--message-body={"topic":"sweeper.tick","tenantId":"-"}',
+        f"--location={target.region}", f"--project={target.project}",
+    ])
+    return commands
+
+
+def stage(into: Path) -> Path:
+    shutil.copy(REPO / "functions" / "main.py", into / "main.py")
+    shutil.copy(REPO / "functions" / "requirements.txt", into / "requirements.txt")
+    shutil.copytree(REPO / "shared" / "cachebash", into / "cachebash",
+                    ignore=shutil.ignore_patterns("__pycache__", "bench"))
+    return into
+
+
+def deploy(project: str, region: str, *, dry_run: bool, run: bool = True) -> Sequence[list[str]]:
+    with tempfile.TemporaryDirectory(prefix="cachebash-deploy-") as tmp:
+        source = str(stage(Path(tmp))) if not dry_run else "<staged source>"
+        commands = plan(Target(project, region, source))
+        for command in commands:
+            print(shlex.join(command), flush=True)
+            if run and not dry_run:
+                subprocess.run(command, check=True, cwd=REPO)
+    return commands
