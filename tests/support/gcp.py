@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cachebash.adapters.pubsub_bus import encode, topic_id
+from cachebash.adapters.pubsub_bus import attributes, encode, topic_id
 from cachebash.ports.bus import Event
 from support.id_tokens import PROJECT
 
@@ -29,7 +29,7 @@ def pubsub_event(event: Event, *, age_seconds: float = 0, message_id: str | None
     body = {
         "message": {
             "data": base64.b64encode(encode(event)).decode(),
-            "attributes": {"topic": event.topic, "tenant": event.tenant_id},
+            "attributes": attributes(event),
             "messageId": message_id,
             "publishTime": sent,
         },

@@ -26,6 +26,11 @@ def encode(event: Event) -> bytes:
                       separators=(",", ":")).encode()
 
 
+def attributes(event: Event) -> dict[str, str]:
+    """Message attributes, for filtering and logs; the body carries the same and is authoritative."""
+    return {"event": event.topic, "tenant": event.tenant_id}
+
+
 class PubSubBus(Bus):
     def __init__(self, project: str, topics: Iterable[str], client: Any = None) -> None:
         self.project = project
@@ -44,5 +49,5 @@ class PubSubBus(Bus):
             return
         client = self._publisher()
         path = client.topic_path(self.project, topic_id(event.topic))
-        future = client.publish(path, encode(event), topic=event.topic, tenant=event.tenant_id)
+        future = client.publish(path, encode(event), **attributes(event))
         future.result(timeout=PUBLISH_TIMEOUT_SECONDS)

@@ -31,7 +31,7 @@ def event_from_pubsub(cloud_event: Any) -> Event:
     try:
         message = cloud_event.data["message"]
         body = json.loads(base64.b64decode(message["data"]))
-        topic = (message.get("attributes") or {}).get("topic") or body["topic"]
+        topic = body.get("topic") or (message.get("attributes") or {})["event"]
         return Event(str(topic), str(body["tenantId"]), dict(body.get("data") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"undecodable Pub/Sub message {cloud_event['id']}: {exc!r}") from None
