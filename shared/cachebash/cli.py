@@ -112,6 +112,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cachebash.bench.main import main
+    from cachebash.bench.options import options_from
+
+    return main(options_from(args))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -128,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="print the MCP tool reference (markdown)")
     docs.add_argument("--write", metavar="README", help="replace the reference section of this file")
     docs.set_defaults(func=cmd_docs)
+
+    from cachebash.bench.options import add_arguments as bench_arguments
+
+    bench = sub.add_parser("bench", help="measure throughput, latency, claim safety and scale (see README)")
+    bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
 
     key = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = key.add_parser("create", help="create a key; prints it alone on the last line")

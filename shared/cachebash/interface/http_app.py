@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cachebash import __version__
 from cachebash.domain.errors import Unauthenticated
+from cachebash.interface import bench_routes
 from cachebash.interface.mcp_server import build_mcp_server
 from cachebash.services.keys import authenticate
 from cachebash.services.runtime import Runtime
@@ -82,6 +83,8 @@ def build_app(runtime: Runtime, *, host: str = "127.0.0.1") -> Any:
         return JSONResponse({"status": "ok", "version": __version__})
 
     server.custom_route("/health", methods=["GET"])(health)
+    if bench_routes.enabled():
+        bench_routes.register(server, runtime)
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

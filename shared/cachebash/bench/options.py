@@ -1,0 +1,54 @@
+"""The `cachebash bench` command line. Kept free of heavy imports: `cachebash --help` loads it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+WORKLOADS = ("dispatch", "race", "relay", "scale")
+# Agents per workload when --agents is not given: the issue's targets (16; 64 for the race).
+DEFAULT_AGENTS = {"dispatch": 16, "race": 64, "relay": 16, "scale": 16}
+
+
+@dataclass(frozen=True)
+class Options:
+    workloads: tuple[str, ...] = WORKLOADS
+    agents: int | None = None
+    duration: float = 10.0
+    preload: int = 100_000
+    race_tasks: int = 1_000
+    client: str = "lean"
+    url: str | None = None
+    keys: str | None = None
+    json_out: str | None = None
+
+    def agents_for(self, workload: str) -> int:
+        return self.agents or DEFAULT_AGENTS[workload]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--spawn", action="store_true", default=True,
+                       help="start a fresh embedded server per workload (default)")
+    where.add_argument("--url", help="benchmark a running server's /v1/mcp URL instead (needs --keys)")
+    parser.add_argument("--keys", metavar="FILE", help="with --url: file whose first line is an admin API key")
+    parser.add_argument("--agents", type=int, help="concurrent agents (default 16; 64 for race)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed phase (default 10)")
+    parser.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
+    parser.add_argument("--preload", type=int, default=100_000, help="tasks queued for scale (default 100000)")
+    parser.add_argument("--race-tasks", type=int, default=1_000, help="tasks in the race's shared set (default 1000)")
+    parser.add_argument("--client", choices=["lean", "sdk"], default="lean",
+                        help="lean: wire-level MCP client (default); sdk: the official mcp.Client")
+    parser.add_argument("--json", dest="json_out", metavar="OUT", help="also write the full report as JSON")
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.url and not args.keys:
+        raise SystemExit("cachebash bench: --url needs --keys FILE (an admin key on the first line)")
+    if args.agents is not None and args.agents < 2:
+        raise SystemExit("cachebash bench: --agents must be at least 2")
+    return Options(
+        workloads=WORKLOADS if args.workload == "all" else (args.workload,),
+        agents=args.agents, duration=args.duration, preload=args.preload, race_tasks=args.race_tasks,
+        client=args.client, url=args.url, keys=args.keys, json_out=args.json_out,
+    )

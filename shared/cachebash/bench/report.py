@@ -1,0 +1,124 @@
+"""The report: every figure next to the echo baseline as a ratio, and the issue's targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+# The targets of issue 6 (2-core machine, embedded server, 16 agents; 64 for the race).
+DISPATCH_ECHO_RATIO = 0.5
+TOOL_P99_MS = 25.0
+SCALE_P99_RATIO = 1.5
+SCALE_RSS_MB = 200.0
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpuModel": model or platform.processor(), "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 2) if value is not None and base else None
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target that this run measured, with its figure and whether it was met."""
+    found: list[dict[str, Any]] = []
+    work = report["workloads"]
+    echo = report["baseline"]["requestsPerSecond"]
+    if "dispatch" in work:
+        d = work["dispatch"]
+        share = ratio(d["callsPerSecond"], echo)
+        found.append(_target(f"dispatch calls/s >= {DISPATCH_ECHO_RATIO:.0%} of echo req/s", share,
+                             share is not None and share >= DISPATCH_ECHO_RATIO))
+        worst = max((t["p99Ms"] or 0.0 for t in d["tools"].values()), default=0.0)
+        found.append(_target(f"dispatch p99 of every tool < {TOOL_P99_MS:g} ms", worst, worst < TOOL_P99_MS))
+    if "race" in work:
+        r = work["race"]
+        found.append(_target(f"race: 0 double claims ({r['agents']} agents, {r['tasks']} tasks)",
+                             r["doubleClaims"], r["doubleClaims"] == 0))
+        found.append(_target("race: 0 lost tasks", r["lostTasks"], r["lostTasks"] == 0))
+    if "scale" in work:
+        s = work["scale"]
+        value = s["getTasksP99Ratio"]
+        found.append(_target(f"scale: get_tasks p99 at largest queue <= {SCALE_P99_RATIO}x at 1,000", value,
+                             value is not None and value <= SCALE_P99_RATIO))
+        rss = s["server"]["peakRssMb"]
+        found.append(_target(f"scale: server peak RSS < {SCALE_RSS_MB:g} MB", rss,
+                             rss is not None and rss < SCALE_RSS_MB))
+    return found
+
+
+def _target(name: str, value: Any, met: bool) -> dict[str, Any]:
+    return {"target": name, "value": value, "met": met}
+
+
+def render(report: dict[str, Any]) -> str:
+    m, base = report["machine"], report["baseline"]
+    lines = [
+        f"CacheBash benchmark, {report['date']}",
+        f"machine: {m['cpus']} CPUs ({m['cpuModel']}), Python {m['python']}, {m['system']}",
+        f"server: {report['server']}; client: {report['client']}; command: {report['command']}",
+        "",
+        f"baseline: echo, {base['agents']} agents: {base['requestsPerSecond']:,.0f} req/s, "
+        f"p50 {base['p50Ms']} ms, p95 {base['p95Ms']} ms, p99 {base['p99Ms']} ms",
+    ]
+    for name, section in report["workloads"].items():
+        lines += ["", *_section(name, section, base)]
+    lines += ["", "targets:"]
+    lines += [f"  [{'met' if t['met'] else 'NOT met'}] {t['target']}: {t['value']}" for t in report["targets"]]
+    return "\n".join(lines)
+
+
+def _tool_rows(tools: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    rows = [f"  {'tool':<22}{'calls/s':>9}{'x echo':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99 x echo':>12}"
+            f"{'refused':>9}"]
+    for tool, t in tools.items():
+        rows.append(f"  {tool:<22}{t['perSecond']:>9,.0f}{_x(ratio(t['perSecond'], base['requestsPerSecond'])):>8}"
+                    f"{_f(t['p50Ms']):>9}{_f(t['p95Ms']):>9}{_f(t['p99Ms']):>9}"
+                    f"{_x(ratio(t['p99Ms'], base['p99Ms'])):>12}{t.get('refused', 0):>9}")
+    return rows
+
+
+def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    echo = base["requestsPerSecond"]
+    lines = [f"{name} ({s['agents']} agents)"]
+    if "callsPerSecond" in s:
+        lines.append(f"  all tools: {s['callsPerSecond']:,.0f} calls/s = {_x(ratio(s['callsPerSecond'], echo))} echo")
+    if name == "dispatch":
+        lines.append(f"  tasks completed: {s['tasksCompletedPerSecond']:,.0f}/s "
+                     f"({s['tasksCompleted']} of {s['tasksCreated']} created); double claims {s['doubleClaims']}")
+    if name == "race":
+        lines.append(f"  {s['tasks']} tasks, {s['claimAttempts']} claim attempts, {s['claimsWon']} won; "
+                     f"double claims {s['doubleClaims']}, lost tasks {s['lostTasks']}")
+    if name == "relay":
+        e = s["sendToReceive"]
+        lines.append(f"  messages: {s['messagesPerSecond']:,.0f}/s sent, {s['messagesLost']} lost; send->receive "
+                     f"p50 {e['p50Ms']} ms, p95 {e['p95Ms']} ms, p99 {e['p99Ms']} ms")
+    if "tools" in s:
+        lines += _tool_rows(s["tools"], base)
+    if name == "scale":
+        for queued, phase in s["phases"].items():
+            lines.append(f"  queue of {int(queued):,} tasks:")
+            lines += _tool_rows({k: phase[k] for k in ("get_tasks", "claim_task")}, base)[1:]
+        lines.append(f"  p99 ratio largest/1,000: get_tasks {s['getTasksP99Ratio']}, "
+                     f"claim_task {s['claimTaskP99Ratio']}")
+    srv = s["server"]
+    rpcs = srv["storeRpcsPerCall"] if srv["storeRpcsPerCall"] is not None else f"n/a ({srv['store'] or 'unknown'})"
+    lines.append(f"  server peak RSS {srv['peakRssMb']} MB; store RPCs per tool call: {rpcs}")
+    return lines
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

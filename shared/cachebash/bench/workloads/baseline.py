@@ -1,0 +1,31 @@
+"""The practical limit of this machine for one request: the same client, the same request
+bytes, the same server process and framework, but a route that only echoes the body back
+(no MCP, no store). Every other figure is reported as a ratio to this one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachebash.bench.agents import EchoAgent
+from cachebash.bench.server import Target
+from cachebash.bench.stats import Recorder, latency_summary
+from cachebash.bench.workloads.common import deadline, timed
+
+
+async def run(target: Target, agents: int, duration: float, client: str) -> dict[str, Any]:
+    recorder = Recorder()
+    echoes = [EchoAgent(target.base, "bench-echo", recorder, client) for _ in range(agents)]
+    running = deadline(duration)
+
+    async def loop(agent: EchoAgent) -> None:
+        while running():
+            await agent.echo()
+
+    try:
+        elapsed = await timed([loop(a) for a in echoes])
+    finally:
+        for agent in echoes:
+            await agent.close()
+    summary = latency_summary(recorder.samples["echo"], elapsed)
+    return {"agents": agents, "client": client, "requests": summary["count"],
+            "requestsPerSecond": summary["perSecond"], **{k: summary[k] for k in ("p50Ms", "p95Ms", "p99Ms")}}

@@ -1,0 +1,62 @@
+"""What every workload does: make agents with their own keys, run them until a deadline,
+and read the server's memory and store RPC counters around the run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from cachebash.bench.agents import Agent, open_agent
+from cachebash.bench.server import Target
+from cachebash.bench.stats import Recorder
+
+
+async def make_agents(target: Target, client: str, programs: Sequence[str], groups: list[str],
+                      recorder: Recorder) -> list[Agent]:
+    keys = await target.issue_keys(list(programs), groups)
+    # One after another, in this task: the SDK client must be closed by the task that opened it.
+    return [await open_agent(client, target.url, k, p, recorder) for k, p in zip(keys, programs, strict=True)]
+
+
+async def close_all(agents: Sequence[Agent]) -> None:
+    """Newest first: each SDK client holds a task group, and those nest like a stack."""
+    for agent in reversed(agents):
+        await agent.close()
+
+
+async def timed(runs: Sequence[Awaitable[None]]) -> float:
+    """Run the agents' loops together; returns wall-clock seconds until the last one stopped."""
+    started = time.perf_counter()
+    await asyncio.gather(*runs)
+    return time.perf_counter() - started
+
+
+def deadline(seconds: float) -> Callable[[], bool]:
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() < end
+
+
+class ServerWatch:
+    """Peak RSS and store RPCs over one workload, from the server's `/bench/stats`."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.before: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        self.before = await self.target.stats(reset_peak=True)
+
+    async def finish(self, tool_calls: int) -> dict[str, Any]:
+        after = await self.target.stats()
+        peak = after.get("peakRssBytes")
+        rpcs_before, rpcs_after = self.before.get("storeRpcs"), after.get("storeRpcs")
+        per_call = None
+        if isinstance(rpcs_before, int) and isinstance(rpcs_after, int) and tool_calls:
+            per_call = round((rpcs_after - rpcs_before) / tool_calls, 2)
+        return {
+            "peakRssMb": round(peak / 2**20, 1) if isinstance(peak, int) else None,
+            "store": after.get("store"),
+            "storeRpcsPerCall": per_call,
+        }

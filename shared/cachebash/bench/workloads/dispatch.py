@@ -1,0 +1,75 @@
+"""Producers queue tasks for a group; workers get_tasks -> claim_task -> complete_task.
+
+A quarter of the agents produce (at least one), the rest work. Producers hold back when the
+backlog passes a few hundred tasks, so the queue stays the size a busy team would have rather
+than growing for the length of the run. Workers try the listed tasks starting at an offset of
+their own, as agents that do not coordinate would, and losing a claim is counted, not hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from cachebash.bench.agents import Agent
+from cachebash.bench.options import Options
+from cachebash.bench.server import Target
+from cachebash.bench.stats import Recorder
+from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, timed
+
+MAX_BACKLOG = 256
+LIST_LIMIT = 8
+
+
+async def run(target: Target, opts: Options) -> dict[str, Any]:
+    n = opts.agents_for("dispatch")
+    producers_n = max(1, n // 4)
+    group = f"workers-{target.run_id}"
+    recorder = Recorder()
+    producers = await make_agents(target, opts.client, [f"producer{i}-{target.run_id}" for i in range(producers_n)],
+                                  [], recorder)
+    workers = await make_agents(target, opts.client, [f"worker{i}-{target.run_id}" for i in range(n - producers_n)],
+                                [group], recorder)
+    state = {"created": 0, "claimed": 0, "completed": 0}
+    winners: dict[str, list[str]] = defaultdict(list)
+    running = deadline(opts.duration)
+
+    async def produce(agent: Agent) -> None:
+        while running():
+            if state["created"] - state["claimed"] >= MAX_BACKLOG:
+                await asyncio.sleep(0.001)
+                continue
+            body = await agent.call("create_task", title=f"task {state['created']}", target=group,
+                                    instructions="Benchmark work item: claim it and complete it.")
+            state["created"] += body["success"]
+
+    async def work(agent: Agent, offset: int) -> None:
+        while running():
+            listed = (await agent.call("get_tasks", limit=LIST_LIMIT))["tasks"]
+            if not listed:
+                await asyncio.sleep(0.001)
+                continue
+            start = offset % len(listed)
+            for task in listed[start:] + listed[:start]:
+                if (await agent.call("claim_task", taskId=task["taskId"]))["success"]:
+                    state["claimed"] += 1
+                    winners[task["taskId"]].append(agent.program)
+                    done = await agent.call("complete_task", taskId=task["taskId"], completed_status="SUCCESS")
+                    state["completed"] += done["success"]
+                    break
+
+    watch = ServerWatch(target)
+    await watch.start()
+    try:
+        elapsed = await timed([produce(p) for p in producers] + [work(w, i) for i, w in enumerate(workers)])
+    finally:
+        await close_all(producers + workers)
+    summary = recorder.summary(elapsed)
+    return {
+        "agents": n, "producers": producers_n, "workers": n - producers_n, **summary,
+        "tasksCreated": state["created"], "tasksCompleted": state["completed"],
+        "tasksCompletedPerSecond": round(state["completed"] / elapsed, 1),
+        "doubleClaims": sum(1 for w in winners.values() if len(w) > 1),
+        "server": await watch.finish(summary["calls"]),
+    }

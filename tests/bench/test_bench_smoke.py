@@ -1,0 +1,63 @@
+"""`cachebash bench` end to end, briefly: every workload for about a second against spawned
+servers. Correctness only (report shape, zero double claims, nothing lost); speed targets
+live in the benchmark itself, never in tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cachebash.bench.main import run
+from cachebash.bench.options import Options
+
+pytestmark = pytest.mark.anyio
+
+TOOL_FIGURES = {"count", "perSecond", "p50Ms", "p95Ms", "p99Ms", "maxMs", "refused"}
+
+
+def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+    out = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "cachebash.cli", "bench", *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "targets:" in done.stdout
+    return dict(json.loads(out.read_text()))
+
+
+def test_every_workload_reports_its_figures_and_loses_nothing(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "--workload", "all", "--duration", "1", "--agents", "4", "--preload", "300",
+                    "--race-tasks", "25")
+    assert report["baseline"]["requestsPerSecond"] > 0 and report["client"] == "lean"
+    work = report["workloads"]
+    assert set(work) == {"dispatch", "race", "relay", "scale"}
+
+    dispatch = work["dispatch"]
+    assert set(dispatch["tools"]) == {"create_task", "get_tasks", "claim_task", "complete_task"}
+    assert all(set(t) == TOOL_FIGURES for t in dispatch["tools"].values())
+    assert dispatch["tasksCompleted"] > 0 and dispatch["doubleClaims"] == 0
+
+    race = work["race"]
+    assert race["tasks"] == 25 and race["claimAttempts"] == 25 * 4
+    assert race["claimsWon"] == 25 and race["doubleClaims"] == 0 and race["lostTasks"] == 0
+
+    relay = work["relay"]
+    assert relay["messagesSent"] > 0 and relay["messagesLost"] == 0
+    assert relay["sendToReceive"]["p50Ms"] is not None
+
+    scale = work["scale"]
+    assert set(scale["phases"]) == {"300"}, "a preload below 1,000 is measured once"
+    assert scale["phases"]["300"]["get_tasks"]["count"] > 0
+    assert all(w["server"]["peakRssMb"] > 0 for w in work.values())
+    assert {t["target"].split(":")[0] for t in report["targets"]} >= {"race"}
+
+
+async def test_the_official_client_as_agents() -> None:
+    report = await run(Options(workloads=("dispatch",), agents=3, duration=1, client="sdk"))
+    dispatch = report["workloads"]["dispatch"]
+    assert dispatch["tasksCompleted"] > 0 and dispatch["doubleClaims"] == 0
+    assert report["baseline"]["client"] == "sdk"
