@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cachebash import __version__
 from cachebash.domain.errors import Unauthenticated
-from cachebash.interface import bench_routes
-from cachebash.interface.mcp_server import build_mcp_server
+from cachebash.interface import bench_routes, fast_path
+from cachebash.interface.fast_path import FastPath
+from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
+from cachebash.interface.tools import all_tools
 from cachebash.services.keys import authenticate
 from cachebash.services.runtime import Runtime
 
@@ -27,10 +29,11 @@ class ApiKeyAuth:
     """Resolve the Bearer key before the MCP layer sees the request: an unknown or revoked
     key gets 401 and nothing runs. The resolved `Caller` rides in the ASGI scope's state."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH, fast: FastPath | None = None) -> None:
         self.app = app
         self.runtime = runtime
         self.path = path
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].rstrip("/") == self.path:
@@ -41,6 +44,9 @@ class ApiKeyAuth:
                 await _unauthorized(exc, scope, receive, send)
                 return
             scope.setdefault("state", {})["caller"] = caller
+            if self.fast is not None:
+                await self.fast(scope, receive, send, caller)
+                return
         await self.app(scope, receive, send)
 
 
@@ -86,12 +92,17 @@ def build_app(runtime: Runtime, *, host: str = "127.0.0.1") -> Any:
     if bench_routes.enabled():
         bench_routes.register(server, runtime)
 
+    security = _transport_security(host)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         json_response=True,
         stateless_http=True,
         max_request_body_size=MAX_BODY_BYTES,
-        transport_security=_transport_security(host),
+        transport_security=security,
         host=host,
     )
-    return ApiKeyAuth(app, runtime)
+    fast = None
+    if fast_path.enabled():
+        fast = FastPath(app, runtime, all_tools(), make_runner(runtime), path=MCP_PATH, security=security,
+                        max_body=MAX_BODY_BYTES, server_info={"name": SERVER_NAME, "version": __version__})
+    return ApiKeyAuth(app, runtime, fast=fast)

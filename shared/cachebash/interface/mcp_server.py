@@ -29,6 +29,8 @@ from cachebash.services.runtime import Caller, Runtime
 
 log = logging.getLogger(__name__)
 
+SERVER_NAME = "cachebash"
+
 INSTRUCTIONS = """CacheBash coordinates you with other AI agents. Your identity comes from your API key.
 At the start of a session: get_program_state, get_tasks, get_messages.
 To hand off work: create_task (with full instructions) and send_message (DIRECTIVE).
@@ -77,14 +79,25 @@ def caller_of(ctx: Context[Any, Any]) -> Caller:
     return caller
 
 
+async def invoke(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller,
+                 arguments: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """One tool call as (body, is_error): what the agent reads, shared by the SDK tools and
+    the HTTP fast path so both answer alike. Anything but a CacheBashError propagates."""
+    try:
+        cmd = parse(spec.input, arguments)
+        return await run_tool(spec, runtime, run, caller, cmd), False
+    except CacheBashError as exc:
+        return {"success": False, "error": exc.to_dict()}, True
+
+
 def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
     async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
         try:
             caller = caller_of(ctx)
-            cmd = parse(spec.input, arguments)
-            return tool_result(await run_tool(spec, runtime, run, caller, cmd))
         except CacheBashError as exc:
             return error_result(exc)
+        body, error = await invoke(spec, runtime, run, caller, arguments)
+        return tool_result(body, error=error)
 
     schema = spec.input.model_json_schema()
     schema.pop("title", None)
@@ -107,7 +120,7 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
 def build_mcp_server(runtime: Runtime) -> MCPServer:
     run = make_runner(runtime)
     return MCPServer(
-        name="cachebash",
+        name=SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         tools=[_mcp_tool(spec, runtime, run) for spec in all_tools()],
