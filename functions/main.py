@@ -9,8 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import functions_framework
+from functions_framework import aio
 
 from cachebash import cloud
+
+
+@aio.http
+async def mcp(request: Any) -> Any:
+    """HTTPS: the MCP endpoint at /v1/mcp (Streamable HTTP, stateless, Bearer API keys)."""
+    return await cloud.on_mcp(request)
 
 
 @functions_framework.http

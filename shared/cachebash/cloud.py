@@ -51,6 +51,24 @@ def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int]:
     return reply.body, reply.status
 
 
+@cache
+def mcp_function() -> Any:
+    """The MCP endpoint as served by `cachebash serve`, built on the instance's first request."""
+    from cachebash.asgi_function import AsgiFunction
+
+    def build() -> tuple[Any, Any]:
+        from cachebash.interface.http_app import build_app
+
+        app = build_app(runtime(), host="0.0.0.0")
+        return app, app.app  # ApiKeyAuth around the SDK's Starlette app (whose lifespan must run)
+
+    return AsgiFunction(build)
+
+
+async def on_mcp(request: Any) -> Any:
+    return await mcp_function()(request)
+
+
 def on_keys(request: Any) -> tuple[dict[str, Any], int]:
     return _mobile("keys_endpoint", request)
 

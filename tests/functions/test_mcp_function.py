@@ -1,0 +1,82 @@
+"""The `mcp` Cloud Function: the same MCP endpoint as `cachebash serve`, served by
+functions-framework's async (ASGI) support."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from cachebash import cloud
+from cachebash.domain.programs import CreateKey
+from cachebash.services import keys
+from cachebash.services.runtime import Runtime
+from support.gcp import MAIN
+from support.server import Agent
+
+pytestmark = pytest.mark.anyio
+BIN = Path(sys.executable).parent
+CALL = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "create_task", "arguments": {"title": "from the function", "target": "builder"}}}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_mcp_through_functions_framework_test_client(cloud_env: Runtime) -> None:
+    import functions_framework
+
+    key = keys.issue_key(cloud_env, "default", CreateKey(programId="lead", admin=True), "test")["apiKey"]
+    with TestClient(functions_framework.create_app("mcp", MAIN, "http")) as client:
+        assert client.post("/v1/mcp", json=CALL, headers=HEADERS).status_code == 401
+        answer = client.post("/v1/mcp", json=CALL, headers={**HEADERS, "Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()["result"]
+        assert result["isError"] is False and result["structuredContent"]["status"] == "created"
+    cloud.mcp_function.cache_clear()
+
+
+@pytest.fixture
+def function_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`functions-framework --target mcp` in its own process, as Cloud Run runs it."""
+    data = tmp_path / "data"
+    env = {**os.environ, "CACHEBASH_STORE": "sqlite", "CACHEBASH_DATA_DIR": str(data), "CACHEBASH_BUS": "inprocess",
+           "CACHEBASH_NOTIFIER": "log"}
+    key = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "lead", "--admin", "--data-dir",
+                          str(data)], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "functions-framework"), "--target", "mcp", "--source", MAIN,
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(url + "/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield f"{url}/v1/mcp", key
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_official_mcp_client_against_the_function(function_server: tuple[str, str]) -> None:
+    url, key = function_server
+    async with Agent(url, key) as lead:
+        builder_key = (await lead.call("create_key", programId="builder"))["apiKey"]
+        task = await lead.call("create_task", title="via Cloud Function", target="builder")
+    async with Agent(url, builder_key) as builder:
+        claimed = await builder.call("claim_task", taskId=task["taskId"])
+        assert claimed["claimedBy"] == "builder"
+        assert (await builder.fail("claim_task", taskId=task["taskId"]))["code"] == "ALREADY_CLAIMED"
