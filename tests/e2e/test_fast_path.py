@@ -1,5 +1,6 @@
 """The HTTP fast path answers exactly as the MCP SDK does: the same requests to a server with
-it and to one without it (CACHEBASH_MCP_FAST_PATH=0) get the same status and JSON body."""
+it and to one without it (CACHEBASH_MCP_FAST_PATH=0) get the same status and JSON body, at
+the per-request-envelope version and at every handshake-era version (header or none)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import pytest
 
 from support.server import ServerProcess
 
-VERSION = "2026-07-28"
-META = {"io.modelcontextprotocol/protocolVersion": VERSION,
-        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}}
+MODERN = "2026-07-28"
+VERSIONS = [MODERN, "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05", None]
 
 
 @pytest.fixture(scope="module")
@@ -27,62 +26,81 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     sdk.stop()
 
 
-def _post(server: ServerProcess, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def _request(version: str | None, method: str, params: dict[str, Any], request_id: Any = 7) -> dict[str, Any]:
+    if version == MODERN:
+        params = {**params, "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                                      "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                      "io.modelcontextprotocol/clientCapabilities": {}}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def _post(server: ServerProcess, version: str | None, body: Any,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
     base = {"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": VERSION}
-    if isinstance(body, dict) and "method" in body:
-        base["Mcp-Method"] = body["method"]
+            "Accept": "application/json, text/event-stream"}
+    if version is not None:
+        base["MCP-Protocol-Version"] = version
+    if version == MODERN and isinstance(body, dict):
+        base["Mcp-Method"] = str(body.get("method"))
         if isinstance(body.get("params"), dict) and "name" in body["params"]:
             base["Mcp-Name"] = str(body["params"]["name"])
     response = httpx.post(server.url, content=json.dumps(body), headers={**base, **(headers or {})}, timeout=10)
     is_json = response.headers.get("content-type", "").startswith("application/json")
-    return response.status_code, response.json() if is_json else response.text
+    return response.status_code, response.json() if is_json and response.content else response.text
 
 
-def _call(name: str, arguments: Any, request_id: Any = 7, **params: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": name, "arguments": arguments, "_meta": META, **params}}
-
-
-CASES = {
-    "list tools": {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}},
-    "list tools again (cached)": {"jsonrpc": "2.0", "id": "two", "method": "tools/list", "params": {"_meta": META}},
-    "a read": _call("get_tasks", {}),
-    "a string id": _call("list_groups", {}, request_id="abc"),
-    "state of another program": _call("get_program_state", {"programId": "nobody"}),
-    "an invalid argument": _call("get_tasks", {"limit": 500}),
-    "an unknown argument": _call("get_tasks", {"bogus": 1}),
-    "a missing argument": _call("get_task", {}),
-    "a domain error": _call("get_task", {"taskId": "nope"}),
-    "no arguments at all": _call("list_groups", None),
-    "an unknown tool": _call("no_such_tool", {}),
-    "arguments not an object": _call("get_tasks", [1, 2]),
-    "a bad id": _call("get_tasks", {}, request_id=None),
-    "an extra param": _call("get_tasks", {}, task={"ttl": 1}),
-    "a batch": [_call("get_tasks", {})],
+CASES: dict[str, tuple[str, dict[str, Any], Any]] = {
+    "list tools": ("tools/list", {}, 1),
+    "list tools again (cached)": ("tools/list", {}, "two"),
+    "a read": ("tools/call", {"name": "get_tasks", "arguments": {}}, 7),
+    "a string id": ("tools/call", {"name": "list_groups", "arguments": {}}, "abc"),
+    "state of another program": ("tools/call", {"name": "get_program_state", "arguments": {"programId": "x"}}, 7),
+    "an invalid argument": ("tools/call", {"name": "get_tasks", "arguments": {"limit": 500}}, 7),
+    "an unknown argument": ("tools/call", {"name": "get_tasks", "arguments": {"bogus": 1}}, 7),
+    "a missing argument": ("tools/call", {"name": "get_task", "arguments": {}}, 7),
+    "a domain error": ("tools/call", {"name": "get_task", "arguments": {"taskId": "nope"}}, 7),
+    "no arguments at all": ("tools/call", {"name": "list_groups", "arguments": None}, 7),
+    "an unknown tool": ("tools/call", {"name": "no_such_tool", "arguments": {}}, 7),
+    "arguments not an object": ("tools/call", {"name": "get_tasks", "arguments": [1, 2]}, 7),
+    "a null id": ("tools/call", {"name": "get_tasks", "arguments": {}}, None),
+    "an extra param": ("tools/call", {"name": "get_tasks", "arguments": {}, "task": {"ttl": 1}}, 7),
+    "a non-ascii argument": ("tools/call", {"name": "get_task", "arguments": {"taskId": "tâche"}}, 7),
 }
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_same_answer_as_the_sdk(servers: tuple[ServerProcess, ServerProcess], case: str) -> None:
+def test_same_answer_as_the_sdk(servers: tuple[ServerProcess, ServerProcess], case: str, version: str | None) -> None:
     fast, sdk = servers
-    assert _post(fast, CASES[case]) == _post(sdk, CASES[case])
+    body = _request(version, *CASES[case])
+    assert _post(fast, version, body) == _post(sdk, version, body)
+
+
+def test_a_batch_goes_to_the_sdk(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    fast, sdk = servers
+    batch = [_request(MODERN, "tools/call", {"name": "get_tasks", "arguments": {}})]
+    assert _post(fast, MODERN, batch) == _post(sdk, MODERN, batch)
 
 
 @pytest.mark.parametrize("headers", [
     {"Mcp-Name": "get_task"},  # routing header disagrees with the body
     {"Mcp-Method": "tools/list"},
-    {"MCP-Protocol-Version": "2025-06-18"},  # a handshake-era version: the SDK's legacy path
+    {"MCP-Protocol-Version": "2025-06-18"},  # modern envelope, handshake-era header
+    {"MCP-Protocol-Version": "2099-01-01"},
     {"Accept": "text/event-stream"},
     {"Content-Type": "text/plain"},
+    {"Content-Type": "application/json; charset=utf-8"},
+    {"Host": "evil.example:8080"},
 ])
 def test_same_refusals_as_the_sdk(servers: tuple[ServerProcess, ServerProcess], headers: dict[str, str]) -> None:
     fast, sdk = servers
-    assert _post(fast, _call("get_tasks", {}), headers) == _post(sdk, _call("get_tasks", {}), headers)
+    body = _request(MODERN, "tools/call", {"name": "get_tasks", "arguments": {}})
+    assert _post(fast, MODERN, body, headers) == _post(sdk, MODERN, body, headers)
 
 
 def test_results_carry_the_contract(servers: tuple[ServerProcess, ServerProcess]) -> None:
-    status, reply = _post(servers[0], _call("get_task", {"taskId": "nope"}))
+    status, reply = _post(servers[0], MODERN, _request(MODERN, "tools/call", {"name": "get_task",
+                                                                               "arguments": {"taskId": "nope"}}))
     result = reply["result"]
     assert status == 200 and result["isError"] is True and result["structuredContent"]["success"] is False
     assert json.loads(result["content"][0]["text"]) == result["structuredContent"]

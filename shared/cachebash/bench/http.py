@@ -39,12 +39,22 @@ class Connection:
 
     async def post(self, body: bytes, extra: bytes = b"", path: str | None = None) -> tuple[int, bytes]:
         """POST `body`; `extra` is preformatted header lines. Returns (status, body)."""
+        request = (b"POST " + (path or self.path).encode() + b" HTTP/1.1\r\n" + self._head + extra
+                   + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        reused = self._writer is not None
         reader, writer = await self._connect()
-        writer.write(
-            b"POST " + (path or self.path).encode() + b" HTTP/1.1\r\n" + self._head + extra
-            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(request)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            # The server closes idle keep-alive connections (uvicorn: after 5 s). Not a byte of
+            # an answer came back, so it never read the request: resend it on a new connection.
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            await self.close()
+            reader, writer = await self._connect()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = _content_length(head)
         payload = await reader.readexactly(length) if length else b""

@@ -39,6 +39,7 @@ async def run(opts: Options) -> dict[str, Any]:
     finally:
         target.close()
     for name in opts.workloads:
+        print(f"cachebash bench: {name} ...", file=sys.stderr, flush=True)
         target = open_target(opts)
         try:
             results["workloads"][name] = await WORKLOADS[name](target, opts)

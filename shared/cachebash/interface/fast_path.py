@@ -1,6 +1,7 @@
 """A lean path for the requests agents make all day: stateless JSON `tools/call` and
-`tools/list` at a per-request-envelope protocol version (2026-07-28, what the official MCP
-client speaks).
+`tools/list`, at the per-request-envelope protocol version (2026-07-28, what the official
+Python client speaks) and at the handshake-era versions (2024-11-05 to 2025-11-25, what
+most agents' clients speak after `initialize`).
 
 Why: through the SDK one tool call costs several times what the tool itself costs — per
 request it builds a Starlette request, a connection, a dispatch context, a server runner,
@@ -9,9 +10,10 @@ result against the protocol schema and dumps it again (profile in the README's B
 section). None of that changes the answer for a well-formed call.
 
 How it stays compliant: this path serves a request only when it can check cheaply that the
-SDK would accept it — every rung of the SDK's inbound ladder (transport security, Accept,
-routing headers equal to the body, the envelope's protocol version and capabilities, the
-params' schema) — and then answers with exactly what the SDK would send. Anything else
+SDK would accept it — every rung of the SDK's inbound checks (transport security, Accept,
+Content-Type; at 2026-07-28 the routing headers equal to the body and the envelope's
+protocol version and capabilities; the params' schema at that version) — and then answers
+with exactly what the SDK would send at that version. Anything else
 (other methods, other protocol versions, batches, malformed bodies, unknown tools, cursors,
 `Mcp-Param-*` headers, oversized bodies) is handed to the SDK untouched, body replayed,
 so every error and edge case keeps the SDK's answer. `tools/list` is static, so its first
@@ -28,12 +30,16 @@ import logging
 import os
 from typing import Any
 
-from mcp.server.streamable_http import check_accept_headers
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    DEFAULT_NEGOTIATED_VERSION,
+    PROTOCOL_VERSION_META_KEY,
+    SERVER_INFO_META_KEY,
+)
 from mcp_types import methods as spec_methods
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from starlette.requests import Request
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachebash.interface.mcp_server import Runner, invoke
@@ -47,6 +53,7 @@ _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAM_KEYS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"})}
 _HEADERS = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON = b"application/json"
+SERVED_VERSIONS = frozenset({*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS})
 
 
 def enabled() -> bool:
@@ -61,7 +68,7 @@ class FastPath:
         self.specs = {spec.name: spec for spec in specs}
         self.run = run
         self.path = path
-        self.security = TransportSecurityMiddleware(security)
+        self.security = security
         self.max_body = max_body
         self.stamp = json.dumps({SERVER_INFO_META_KEY: server_info}, separators=(",", ":"))
         self.tool_lists: dict[str, str] = {}  # protocol version -> the SDK's tools/list result, as JSON
@@ -78,7 +85,7 @@ class FastPath:
         elif request["method"] == "tools/list":
             await self._list_tools(scope, replay, send, request, version)
         else:
-            await self._call_tool(send, request, caller)
+            await self._call_tool(send, request, caller, version)
 
     async def _version_if_plain(self, scope: Scope) -> str | None:
         """The protocol version when the request's headers are ones this path serves, else None."""
@@ -92,16 +99,29 @@ class FastPath:
                 seen[name] = value
             elif name.startswith(b"mcp-param-"):
                 return None
-        version = seen.get(b"mcp-protocol-version", b"").decode("latin-1")
-        if version not in MODERN_PROTOCOL_VERSIONS:
-            return None
-        http = Request(scope)
-        if await self.security.validate_request(http, is_post=True) is not None or not check_accept_headers(http)[0]:
+        header = seen.get(b"mcp-protocol-version")
+        version = DEFAULT_NEGOTIATED_VERSION if header is None else header.decode("latin-1")
+        if version not in SERVED_VERSIONS or not self._passes_transport_checks(scope):
             return None
         scope["cachebash.routing"] = {k.decode(): v.decode("latin-1") for k, v in seen.items()}
         return version
 
-    async def _call_tool(self, send: Send, request: dict[str, Any], caller: Caller) -> None:
+    def _passes_transport_checks(self, scope: Scope) -> bool:
+        """The SDK's Content-Type, Accept and DNS-rebinding (Host, Origin) checks, answered
+        without building a Starlette request; failing any of them means: let the SDK refuse."""
+        headers = Headers(scope=scope)
+        # Modern: starts with application/json; handshake era: exactly that before any ';'.
+        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return False
+        accepted = {part.strip().split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")}
+        if not accepted & {"*/*", "application/json", "application/*"}:
+            return False
+        if not self.security.enable_dns_rebinding_protection:
+            return True
+        return (_allowed(headers.get("host"), self.security.allowed_hosts)
+                and ("origin" not in headers or _allowed(headers["origin"], self.security.allowed_origins)))
+
+    async def _call_tool(self, send: Send, request: dict[str, Any], caller: Caller, version: str) -> None:
         name = request["params"]["name"]
         try:
             body, error = await invoke(self.specs[name], self.runtime, self.run, caller,
@@ -110,13 +130,20 @@ class FastPath:
             # As the SDK answers a tool that crashed: a generic message, details only in the log.
             log.exception("Tool %r raised an unexpected exception", name)
             crash = json.dumps(f"Error executing tool {name}")
-            await _respond(send, request["id"], '{"content":[{"text":' + crash + ',"type":"text"}],"isError":true,'
-                           '"resultType":"complete","_meta":' + self.stamp + "}")
+            await _respond(send, request["id"], '{"content":[{"text":' + crash + ',"type":"text"}],"isError":true'
+                           + self._envelope_tail(version) + "}")
             return
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         await _respond(send, request["id"], '{"content":[{"text":' + json.dumps(text) + ',"type":"text"}],"isError":'
-                       + ("true" if error else "false") + ',"resultType":"complete","structuredContent":' + text
-                       + ',"_meta":' + self.stamp + "}")
+                       + ("true" if error else "false") + self._envelope_tail(version, text) + "}")
+
+    def _envelope_tail(self, version: str, structured: str | None = None) -> str:
+        """What follows isError in the SDK's result: structuredContent, and at a modern version
+        resultType and the serverInfo stamp as well (in the SDK's key order)."""
+        content = "" if structured is None else ',"structuredContent":' + structured
+        if version in MODERN_PROTOCOL_VERSIONS:
+            return ',"resultType":"complete"' + content + ',"_meta":' + self.stamp
+        return content
 
     async def _list_tools(self, scope: Scope, receive: Receive, send: Send, request: dict[str, Any],
                           version: str) -> None:
@@ -137,6 +164,24 @@ class FastPath:
                 self.tool_lists[version] = json.dumps(reply["result"], separators=(",", ":"))
 
 
+def _allowed(value: str | None, allowed: list[str]) -> bool:
+    """Exact match, or `name:*` matching any port: the SDK's rule for Host and Origin."""
+    if not value:
+        return False
+    return value in allowed or any(a.endswith(":*") and value.startswith(a[:-1]) for a in allowed)
+
+
+def _envelope_matches(meta: Any, version: str, method: str, params: dict[str, Any],
+                      routing: dict[str, str]) -> bool:
+    """Modern: the SDK's ladder (envelope keys, routing headers equal to the body). Handshake
+    era: no modern envelope, since one would make the SDK treat the request differently."""
+    if version not in MODERN_PROTOCOL_VERSIONS:
+        return meta is None or (isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY not in meta)
+    return (isinstance(meta, dict) and meta.get(PROTOCOL_VERSION_META_KEY) == version
+            and CLIENT_CAPABILITIES_META_KEY in meta and routing.get("mcp-method") == method
+            and (method != "tools/call" or routing.get("mcp-name") == params.get("name")))
+
+
 def _eligible(body: bytes, version: str, scope: Scope) -> dict[str, Any] | None:
     """The decoded request when it passes every rung of the SDK's inbound ladder, else None."""
     try:
@@ -150,13 +195,9 @@ def _eligible(body: bytes, version: str, scope: Scope) -> dict[str, Any] | None:
         return None
     if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
         return None
-    meta = params.get("_meta")
-    routing = scope["cachebash.routing"]
-    if (not isinstance(meta, dict) or meta.get(PROTOCOL_VERSION_META_KEY) != version
-            or CLIENT_CAPABILITIES_META_KEY not in meta or routing.get("mcp-method") != method):
+    if method == "tools/call" and not isinstance(params.get("arguments", {}), dict | None):
         return None
-    if method == "tools/call" and (routing.get("mcp-name") != params.get("name")
-                                   or not isinstance(params.get("arguments", {}), dict | None)):
+    if not _envelope_matches(params.get("_meta"), version, method, params, scope["cachebash.routing"]):
         return None
     try:
         spec_methods.validate_client_request(method, version, params)

@@ -2,8 +2,9 @@
 
 A quarter of the agents produce (at least one), the rest work. Producers hold back when the
 backlog passes a few hundred tasks, so the queue stays the size a busy team would have rather
-than growing for the length of the run. Workers try the listed tasks starting at an offset of
-their own, as agents that do not coordinate would, and losing a claim is counted, not hidden.
+than growing for the length of the run. Workers call get_tasks as an agent would (default
+page) and try the tasks listed starting at an offset of their own, as agents that do not
+talk to each other would; a lost claim race is counted (`refused`), not hidden.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from cachebash.bench.stats import Recorder
 from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, timed
 
 MAX_BACKLOG = 256
-LIST_LIMIT = 8
 
 
 async def run(target: Target, opts: Options) -> dict[str, Any]:
@@ -46,7 +46,7 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
 
     async def work(agent: Agent, offset: int) -> None:
         while running():
-            listed = (await agent.call("get_tasks", limit=LIST_LIMIT))["tasks"]
+            listed = (await agent.call("get_tasks"))["tasks"]
             if not listed:
                 await asyncio.sleep(0.001)
                 continue
