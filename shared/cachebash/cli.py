@@ -122,6 +122,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(options_from(args))
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from cachebash.deploy import deploy
+
+    deploy(args.project, args.region, dry_run=args.dry_run)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
     sub = root.add_subparsers(dest="command", required=True)
@@ -134,6 +141,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("indexes", help="print firestore.indexes.json for the queries the code makes").set_defaults(
         func=cmd_indexes)
+
+    deploy = sub.add_parser("deploy", help="deploy to Google Cloud: print (--dry-run) or run the gcloud/firebase commands")
+    deploy.add_argument("--project", required=True, help="Google Cloud / Firebase project id")
+    deploy.add_argument("--region", default="us-central1", help="functions region (default us-central1)")
+    deploy.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    deploy.set_defaults(func=cmd_deploy)
 
     docs = sub.add_parser("docs", help="print the MCP tool reference (markdown)")
     docs.add_argument("--write", metavar="README", help="replace the reference section of this file")
