@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CACHEBASH_DATA_DIR ?= $(CURDIR)/.cachebash
 
-.PHONY: serve test lint clean
+.PHONY: install serve test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
 
 serve: $(VENV)/.installed
 	$(BIN)/cachebash serve
