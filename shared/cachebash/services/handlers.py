@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachebash.ports.bus import Event
-from cachebash.services import interrupts, relay
+from cachebash.services import interrupts, relay, sprint_flow, tasks
 from cachebash.services.runtime import Runtime
 
 EventHandler = Callable[[Runtime, Event], Any]
@@ -15,4 +15,10 @@ EventHandler = Callable[[Runtime, Event], Any]
 HANDLERS: dict[str, list[EventHandler]] = {
     relay.MULTICAST_TOPIC: [relay.fan_out],
     interrupts.PUSH_TOPIC: [interrupts.deliver_push],
+    # Sprints: a story's task moving moves the story; a story finishing may unlock others.
+    tasks.TASK_QUEUED: [sprint_flow.sync_story],
+    sprint_flow.TASK_CLAIMED: [sprint_flow.sync_story],
+    sprint_flow.TASK_PROGRESS: [sprint_flow.sync_story],
+    tasks.TASK_FINISHED: [sprint_flow.sync_story],
+    sprint_flow.STORY_CHANGED: [sprint_flow.on_story_changed],
 }

@@ -27,6 +27,6 @@ class ToolSpec:
 
 
 def all_tools() -> list[ToolSpec]:
-    from cachebash.interface.tools import keys, messages, programs, tasks
+    from cachebash.interface.tools import keys, messages, programs, sprints, tasks
 
-    return [*tasks.TOOLS, *messages.TOOLS, *programs.TOOLS, *keys.TOOLS]
+    return [*tasks.TOOLS, *messages.TOOLS, *sprints.TOOLS, *programs.TOOLS, *keys.TOOLS]

@@ -1,0 +1,53 @@
+"""Sprint tools: stories in waves with dependencies, handed out as tasks when they unlock."""
+
+from __future__ import annotations
+
+from cachebash.domain.sprints import AddStoryToSprint, CompleteSprint, CreateSprint, SprintRef, UpdateSprintStory
+from cachebash.interface.tools import ToolSpec
+from cachebash.services import sprints
+
+TOOLS = [
+    ToolSpec(
+        "create_sprint",
+        "Plan a body of work as stories in waves for several agents. Stories of one wave run in parallel; wave N "
+        "unlocks only when every story of earlier waves is complete or skipped, and a story with dependencies "
+        "also waits for them to be complete. CacheBash enforces this: each story becomes a claimable task "
+        "(type 'sprint-story', for the story's target) only once it unlocks, and the target is told. Created in "
+        "one step, all or nothing. Returns sprintId.",
+        CreateSprint,
+        sprints.create_sprint,
+    ),
+    ToolSpec(
+        "get_sprint",
+        "See a sprint: its stories grouped by wave with status, who works on them and progress; progress per "
+        "wave and overall; the current wave; which stories are locked and what each waits for; and what has to "
+        "happen next. Closed sprints include their summary (counts, durations).",
+        SprintRef,
+        sprints.get_sprint,
+        read_only=True,
+    ),
+    ToolSpec(
+        "update_sprint_story",
+        "Report on a story or decide its fate (sprint creator, admin, or whoever holds the story's task). "
+        "Builders normally just claim_task and complete_task the story's task, which updates the story by "
+        "itself. Set 'queued' to retry a failed story (a fresh task), 'skipped' to let later waves go without "
+        "it. A locked story cannot be set active, complete or failed: the error names what it waits for.",
+        UpdateSprintStory,
+        sprints.update_sprint_story,
+    ),
+    ToolSpec(
+        "add_story_to_sprint",
+        "Add a story to a running sprint (its creator or an admin). Same rules as create_sprint; the story may "
+        "not go into a wave earlier than one that has already unlocked. Claimable at once if it is unlocked.",
+        AddStoryToSprint,
+        sprints.add_story_to_sprint,
+    ),
+    ToolSpec(
+        "complete_sprint",
+        "Close a sprint (its creator or an admin) with a summary. Without cancel, every story must be complete, "
+        "skipped or failed (a sprint whose stories all finish completes by itself). With cancel=true it stops "
+        "now: unclaimed story tasks are cancelled and holders of running ones are told.",
+        CompleteSprint,
+        sprints.complete_sprint,
+    ),
+]

@@ -1,0 +1,325 @@
+"""How a sprint moves by itself: stories become tasks when they unlock, and finished tasks
+finish their stories.
+
+Two handlers, both idempotent:
+
+- `sync_story` (task.created / task.claimed / task.progress / task.completed): copies the
+  state of a story's current task onto the story, in a transaction that touches that one
+  story document only, so builders finishing stories of one wave never contend.
+- `on_story_changed` (sprint.story_changed, published when a story finished or was
+  retried): `release()` reads the sprint and all its stories in one transaction, creates
+  the task of every story that is unlocked but has none yet, marks those stories released
+  and tells the stories' targets, or completes the sprint when every story is finished.
+
+Exactly once: a story counts as released when its document holds the task id of its current
+run, and the transaction that decides to release it also writes that id. Two releases racing
+both read the story, so the store lets only one commit and re-runs the other, which then
+finds it released. Never missed: every finish commits before its release runs, so the
+release that runs after the last finish of a wave sees the whole wave finished. In the cloud,
+a Firestore trigger on `tenants/{t}/sprints/{s}/stories/{id}` may call `release` directly;
+it writes nothing when nothing is due, so it cannot loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
+from cachebash.domain.sprint_report import summarize
+from cachebash.domain.sprint_tasks import (
+    SYSTEM,
+    TASK_TYPE,
+    parse_story_task_id,
+    released,
+    story_changes_for_task,
+    story_task_id,
+)
+from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, StoryStatus, is_locked
+from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
+from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority
+from cachebash.ports.bus import Event
+from cachebash.ports.store import Query, Transaction
+from cachebash.services import directory, relay
+from cachebash.services.runtime import Runtime, new_id, tenant_path
+from cachebash.services.tasks import TASK_QUEUED
+
+STORY_CHANGED = "sprint.story_changed"
+# Published by services/claims.py after a claim and a progress report (it names no constants for them).
+TASK_CLAIMED, TASK_PROGRESS = "task.claimed", "task.progress"
+
+
+# --- where things live -----------------------------------------------------------------------
+
+def sprint_path(tenant_id: str, sprint_id: str) -> str:
+    return tenant_path(tenant_id, "sprints", sprint_id)
+
+
+def stories_collection(tenant_id: str, sprint_id: str) -> str:
+    return f"{sprint_path(tenant_id, sprint_id)}/stories"
+
+
+def story_path(tenant_id: str, sprint_id: str, story_id: str) -> str:
+    return f"{stories_collection(tenant_id, sprint_id)}/{story_id}"
+
+
+def task_path(tenant_id: str, task_id: str) -> str:
+    return tenant_path(tenant_id, "tasks", task_id)
+
+
+def stories_query(tenant_id: str, sprint_id: str) -> Query:
+    """All stories of a sprint: its own subcollection, served by the automatic single-field
+    index (the order also makes it a query, not a bare collection, for the Firestore client's
+    transactions)."""
+    return Query(stories_collection(tenant_id, sprint_id)).order("storyId")
+
+
+def load_stories(tx: Transaction, tenant_id: str, sprint_id: str) -> dict[str, dict[str, Any]]:
+    return {doc.id: doc.data for doc in tx.query(stories_query(tenant_id, sprint_id))}
+
+
+def read_tasks(tx: Transaction, tenant_id: str, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The tasks that exist among `task_ids`. Asks nothing for an empty list: Firestore (its
+    emulator, at least) answers an empty batch read with an error."""
+    if not task_ids:
+        return {}
+    found = tx.get_all([task_path(tenant_id, i) for i in task_ids])
+    return {i: doc for i, doc in zip(task_ids, found, strict=True) if doc is not None}
+
+
+def load_programs(tx: Transaction, tenant_id: str) -> list[dict[str, Any]]:
+    """Who is in which group, read inside the transaction so a notice matches the release it announces."""
+    return [doc.data for doc in tx.query(directory.programs_query(tenant_id).order("programId"))]
+
+
+def unlock_may_follow(changes: Mapping[str, Any]) -> bool:
+    """A story finishing can unlock others; a retry needs its new task."""
+    return changes.get("status") in FINISHED or "run" in changes
+
+
+# --- releasing unlocked stories --------------------------------------------------------------
+
+@dataclass
+class Released:
+    """What a transaction released, for the events published after it commits."""
+
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # (taskId, target)
+    multicasts: list[str] = field(default_factory=list)
+    completed: bool = False
+
+    def merge(self, other: Released) -> Released:
+        return Released(self.tasks + other.tasks, self.multicasts + other.multicasts, self.completed or other.completed)
+
+
+def due_for_release(sprint: Mapping[str, Any], stories: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Stories that are open and unlocked but whose current run has no task yet."""
+    if sprint["status"] != SprintStatus.ACTIVE.value:
+        return []
+    states = {sid: StoryState.of(doc) for sid, doc in stories.items()}
+    return [sid for sid, doc in sorted(stories.items(), key=lambda kv: (kv[1]["wave"], kv[1].get("position", 0)))
+            if StoryStatus(doc["status"]) in OPEN and not released(doc) and not is_locked(states[sid], states)]
+
+
+def write_release(tx: Transaction, rt: Runtime, tenant_id: str, sprint: Mapping[str, Any],
+                  stories: Mapping[str, Mapping[str, Any]], due: Sequence[str], existing_tasks: set[str],
+                  programs: list[dict[str, Any]], now: str) -> tuple[dict[str, dict[str, Any]], Released]:
+    """Write the tasks and notices for `due` (all reads done); return each story's changes for the
+    caller to write, since a story being created must be written once, with them."""
+    changes: dict[str, dict[str, Any]] = {}
+    out = Released()
+    by_target: dict[str, list[tuple[Mapping[str, Any], str]]] = {}
+    for story_id in due:
+        story = stories[story_id]
+        task = story_task(rt, sprint, story, now)
+        if task["taskId"] not in existing_tasks:
+            tx.create(task_path(tenant_id, task["taskId"]), task)
+            out.tasks.append((task["taskId"], task["target"]))
+        changes[story_id] = {"taskId": task["taskId"], "unlockedAt": story.get("unlockedAt") or now, "updatedAt": now}
+        by_target.setdefault(story["target"], []).append((story, task["taskId"]))
+    for target, items in by_target.items():
+        recipients = members_of(programs, target)
+        if recipients:
+            group = target if target in directory.known_groups(programs) else None
+            path, doc = notice(rt, tenant_id, group, recipients, ready_text(sprint, items), MessageType.STATUS,
+                               sprint["sprintId"], now)
+            tx.create(path, doc)
+            out.multicasts.append(doc["multicastId"])
+    return changes, out
+
+
+def release(rt: Runtime, tenant_id: str, sprint_id: str) -> Released:
+    """Hand out every unlocked story that has no task yet; complete the sprint when all are finished."""
+    if not _work_due(rt, tenant_id, sprint_id):
+        return Released()
+    now = rt.clock.iso()
+
+    def run(tx: Transaction) -> Released:
+        sprint = tx.get(sprint_path(tenant_id, sprint_id))
+        if sprint is None or sprint["status"] != SprintStatus.ACTIVE.value:
+            return Released()
+        stories = load_stories(tx, tenant_id, sprint_id)
+        due = due_for_release(sprint, stories)
+        finished = _all_finished(stories)
+        if not due and not finished:
+            return Released()  # a concurrent release got there first
+        ids = [story_task_id(sprint_id, sid, int(stories[sid]["run"])) for sid in due]
+        existing = set(read_tasks(tx, tenant_id, ids))
+        programs = load_programs(tx, tenant_id)
+        changes, out = write_release(tx, rt, tenant_id, sprint, stories, due, existing, programs, now)
+        for sid, change in changes.items():
+            tx.update(story_path(tenant_id, sprint_id, sid), change)
+        if finished:
+            _, closed = close_sprint(tx, rt, tenant_id, sprint, list(stories.values()), programs, now,
+                                     SprintStatus.COMPLETED, SYSTEM, None)
+            out = out.merge(closed)
+        return out
+
+    out = rt.store.run_transaction(run)
+    announce(rt, tenant_id, out)
+    return out
+
+
+def _work_due(rt: Runtime, tenant_id: str, sprint_id: str) -> bool:
+    """Look before locking: most finishes unlock nothing, and on Firestore a transaction that
+    reads every story holds locks that the builders' own story updates then wait on. Reads
+    are strongly consistent, so the release running after the last finish of a wave still
+    sees the whole wave finished; the transaction checks again before writing."""
+    sprint = rt.store.get(sprint_path(tenant_id, sprint_id))
+    if sprint is None or sprint["status"] != SprintStatus.ACTIVE.value:
+        return False
+    stories = {doc.id: doc.data for doc in rt.store.query(stories_query(tenant_id, sprint_id))}
+    return bool(due_for_release(sprint, stories)) or _all_finished(stories)
+
+
+def _all_finished(stories: Mapping[str, Mapping[str, Any]]) -> bool:
+    return bool(stories) and all(s["status"] in FINISHED for s in stories.values())
+
+
+def close_sprint(tx: Transaction, rt: Runtime, tenant_id: str, sprint: Mapping[str, Any],
+                 stories: list[dict[str, Any]], programs: list[dict[str, Any]], now: str, status: SprintStatus,
+                 by: str, reason: str | None) -> tuple[dict[str, Any], Released]:
+    """End the sprint with its summary, and tell its creator. Returns the sprint's changes."""
+    summary = summarize(sprint, stories, now)
+    changes = {"status": status.value, "completedAt": now, "closedBy": by, "reason": reason, "summary": summary}
+    tx.update(sprint_path(tenant_id, sprint["sprintId"]), changes)
+    creator = sprint["createdBy"]
+    if not members_of(programs, creator):
+        return changes, Released(completed=True)
+    text = (f"Sprint '{sprint['projectName']}' ({sprint['sprintId']}) {status.value}: {summary['total']} stories, "
+            f"{summary['complete']} complete, {summary['skipped']} skipped, {summary['failed']} failed, "
+            f"{summary['retries']} retries, {summary['durationSeconds']:.0f} s. Details: get_sprint.")
+    path, doc = notice(rt, tenant_id, None, [creator], text, MessageType.RESULT, sprint["sprintId"], now)
+    tx.create(path, doc)
+    return changes, Released(multicasts=[doc["multicastId"]], completed=True)
+
+
+def announce(rt: Runtime, tenant_id: str, out: Released) -> None:
+    """After the commit: wake workers for the new tasks, fan the notices out."""
+    for task_id, target in out.tasks:
+        rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": task_id, "target": target}))
+    for multicast_id in out.multicasts:
+        rt.bus.publish(Event(relay.MULTICAST_TOPIC, tenant_id, {"multicastId": multicast_id}))
+
+
+# --- the story's task -------------------------------------------------------------------------
+
+def story_task(rt: Runtime, sprint: Mapping[str, Any], story: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """The claimable task for the story's current run, shaped like one from create_task."""
+    run = int(story["run"])
+    priority = Priority(story.get("priority") or sprint["priority"])
+    status = TaskStatus.CREATED
+    return {
+        "taskId": story_task_id(sprint["sprintId"], story["storyId"], run),
+        "title": f"[{sprint['projectName']}] {story['title']}"[:200],
+        "instructions": task_instructions(sprint, story),
+        "type": TASK_TYPE, "priority": priority.value, "priorityRank": PRIORITY_RANK[priority],
+        "action": Action.SPRINT.value, "status": status.value, "phase": PHASES[status].value,
+        "target": story["target"], "originalTarget": None, "source": sprint["createdBy"], "projectId": None,
+        "threadId": sprint["sprintId"], "replyTo": None, "fallback": None,
+        "provenance": f"sprint {sprint['sprintId']} story {story['storyId']} run {run}",
+        "attempt": 1, "claimToken": 0, "maxAttempts": rt.policy.max_attempts,
+        "expiresAt": None, "createdAt": now, "updatedAt": now,
+        "history": with_history([], HistoryEntry(now, "create", SYSTEM, None, status.value,
+                                                 f"story {story['storyId']} unlocked")),
+        "sprintId": sprint["sprintId"], "storyId": story["storyId"], "storyRun": run,
+    }
+
+
+def task_instructions(sprint: Mapping[str, Any], story: Mapping[str, Any]) -> str:
+    run = int(story["run"])
+    lines = [f"Sprint '{sprint['projectName']}' (sprintId {sprint['sprintId']}), story {story['storyId']}, "
+             f"wave {story['wave']}" + (f", run {run} (earlier: {story.get('lastError')})" if run > 1 else "") + "."]
+    if sprint.get("branch"):
+        lines.append(f"Branch: {sprint['branch']}")
+    if story.get("instructions"):
+        lines += ["", story["instructions"]]
+    if sprint.get("instructions"):
+        lines += ["", "Sprint context:", sprint["instructions"]]
+    lines += ["", "When done, complete_task SUCCESS (or FAILED with error_class); the sprint records it and "
+                  "unlocks whatever waits on this story."]
+    return "\n".join(lines)
+
+
+def ready_text(sprint: Mapping[str, Any], items: Sequence[tuple[Mapping[str, Any], str]]) -> str:
+    waves = sorted({int(story["wave"]) for story, _ in items})
+    listed = "; ".join(
+        f"{story['storyId']} '{story['title']}'" + (f" (run {story['run']})" if int(story["run"]) > 1 else "")
+        + f" -> task {task_id}" for story, task_id in items)
+    where = "wave " + ", ".join(str(w) for w in waves)
+    return (f"Sprint '{sprint['projectName']}' ({sprint['sprintId']}): {len(items)} "
+            f"{'story' if len(items) == 1 else 'stories'} ready to claim in {where}: {listed}. "
+            "Find them with get_tasks type 'sprint-story', then claim_task.")
+
+
+def notice(rt: Runtime, tenant_id: str, group: str | None, recipients: list[str], text: str, kind: MessageType,
+           thread: str, now: str) -> tuple[str, dict[str, Any]]:
+    """A message from CacheBash as a multicast record, written in the caller's transaction so it
+    exists exactly when the change it announces does; the relay's fan-out delivers the copies."""
+    multicast_id = new_id()
+    return tenant_path(tenant_id, "multicasts", multicast_id), {
+        "source": SYSTEM, "message_type": kind.value, "message": text, "priority": Priority.NORMAL.value,
+        "priorityRank": PRIORITY_RANK[Priority.NORMAL], "threadId": thread, "reply_to": None, "createdAt": now,
+        "expiresAt": rt.clock.iso(DEFAULT_MESSAGE_TTL), "multicastId": multicast_id, "group": group,
+        "recipients": recipients,
+    }
+
+
+def members_of(programs: list[dict[str, Any]], target: str) -> list[str]:
+    if target in directory.known_groups(programs):
+        return directory.group_members(programs, target)
+    return [target] if any(p["programId"] == target for p in programs) else []
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
+    """A story task changed: copy its state onto the story (only its current run's task counts)."""
+    ref = parse_story_task_id(str(event.data.get("taskId", "")))
+    if ref is None:
+        return {}  # not a story task: nothing read, so ordinary tasks cost nothing here
+    sprint_id, story_id, run = ref
+    tenant_id, now = event.tenant_id, rt.clock.iso()
+    task_id = story_task_id(sprint_id, story_id, run)
+    path = story_path(tenant_id, sprint_id, story_id)
+
+    def apply(tx: Transaction) -> dict[str, Any]:
+        task, story, sprint = tx.get_all([task_path(tenant_id, task_id), path, sprint_path(tenant_id, sprint_id)])
+        if task is None or story is None or sprint is None or sprint["status"] != SprintStatus.ACTIVE.value:
+            return {}
+        if story.get("taskId") != task_id or int(story["run"]) != run:
+            return {}  # an earlier run's task: the story has moved on
+        changes = story_changes_for_task(story, task, now)
+        if changes:
+            tx.update(path, changes)
+        return changes
+
+    changes = rt.store.run_transaction(apply)
+    if unlock_may_follow(changes):
+        rt.bus.publish(Event(STORY_CHANGED, tenant_id, {"sprintId": sprint_id, "storyId": story_id}))
+    return changes
+
+
+def on_story_changed(rt: Runtime, event: Event) -> Released:
+    return release(rt, event.tenant_id, str(event.data["sprintId"]))
+
