@@ -2,9 +2,9 @@
 which `cachebash bench --spawn` sets): they are no part of the product and never mounted
 otherwise.
 
-- `POST /bench/echo` answers with the request body: the same server stack as `/v1/mcp`
-  (uvicorn, Starlette) without MCP or the store, i.e. the practical limit of the machine for
-  one request. It needs no key, so it must not be reachable in production.
+- `POST /bench/echo` parses the JSON body and answers with it: the same server stack as
+  `/v1/mcp` (uvicorn, Starlette) without MCP or the store, i.e. the practical limit of the
+  machine for one request. It needs no key, so it must not be reachable in production.
 - `GET /bench/stats` reports the process's resident memory (current and peak) and, when the
   store adapter counts them, its remote RPCs; `POST` also resets the peak.
 
@@ -55,7 +55,7 @@ def reset_peak() -> None:
 
 def register(server: Any, runtime: Runtime) -> None:
     async def echo(request: Request) -> Response:
-        return Response(await request.body(), media_type="application/json")
+        return JSONResponse(await request.json())
 
     async def stats(request: Request) -> Response:
         if request.method == "POST":
