@@ -533,3 +533,22 @@ def test_ordinary_task_events_cost_no_reads(runtime: Runtime, team: dict[str, Ca
     assert sprint_flow.sync_story(runtime, Event("task.completed", "default", {"taskId": "0123abcd"})) == {}
     with pytest.raises(CacheBashError):
         sprints.get_sprint(runtime, team["b1"], SprintRef(sprintId="missing"))
+
+
+def test_a_lost_release_is_repaired_by_the_sweep(store: Store, team: dict[str, Caller], clock: ManualClock) -> None:
+    """The handler that should have unlocked wave 2 never ran (crash, dropped event): the
+    periodic repair hands wave 2 out, once, and completes the sprint when all is done."""
+    recorder = _Recording()
+    deaf = Runtime(store=store, bus=recorder, clock=clock)
+    full = embedded_runtime(store, clock, strict=True)
+    orch, b1 = team["orchestrator"], team["b1"]
+    sprint_id = create(full, orch, [{"id": "a", "title": "A"}, {"id": "b", "title": "B", "wave": 2}])
+    for story in ("a", "b"):
+        task_id = queue(full, b1)[story]
+        claims.claim_task(deaf, b1, ClaimTask(taskId=task_id))
+        claims.complete_task(deaf, b1, parse(CompleteTask, {"taskId": task_id}))
+        sprint_flow.sync_story(deaf, Event("task.completed", "default", {"taskId": task_id}))
+        assert queue(full, b1) == {}, "the release event was lost"
+        assert sprint_flow.repair(full, "default") == 1
+        assert sprint_flow.repair(full, "default") == 0, "repair is idempotent"
+    assert view(full, orch, sprint_id)["sprint"]["status"] == "completed"

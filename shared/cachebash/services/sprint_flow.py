@@ -323,3 +323,17 @@ def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
 def on_story_changed(rt: Runtime, event: Event) -> Released:
     return release(rt, event.tenant_id, str(event.data["sprintId"]))
 
+
+
+def repair(rt: Runtime, tenant_id: str, limit: int = 200) -> int:
+    """Run `release` on every active sprint of a tenant; returns how many moved.
+
+    For the periodic sweeper: if a release was lost (a handler crashed after the story's
+    commit, an event was dropped), the next sweep hands the stories out after all. Costs one
+    plain read of each active sprint's stories when nothing is due."""
+    active = Query(tenant_path(tenant_id, "sprints")).where("status", "==", SprintStatus.ACTIVE.value).take(limit)
+    moved = 0
+    for doc in rt.store.query(active):
+        out = release(rt, tenant_id, doc.id)
+        moved += bool(out.tasks or out.completed)
+    return moved
