@@ -14,6 +14,7 @@ import pytest
 
 from cachebash.bench.main import run
 from cachebash.bench.options import Options
+from support.server import ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +62,19 @@ async def test_the_official_client_as_agents() -> None:
     dispatch = report["workloads"]["dispatch"]
     assert dispatch["tasksCompleted"] > 0 and dispatch["doubleClaims"] == 0
     assert report["baseline"]["client"] == "sdk"
+
+
+def test_a_running_server_by_url(tmp_path: Path) -> None:
+    """--url: keys come from the admin key in the file, tasks are preloaded over MCP, and a
+    server started without the bench routes still gets measured (no baseline)."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        keys = tmp_path / "keys.txt"
+        keys.write_text(f"{server.admin_key}\n")
+        report = _bench(tmp_path, "--url", server.url, "--keys", str(keys), "--workload", "race", "--agents", "3",
+                        "--race-tasks", "10", "--duration", "1")
+    finally:
+        server.stop()
+    assert report["baseline"]["requestsPerSecond"] is None and "CACHEBASH_BENCH_ROUTES" in report["baseline"]["note"]
+    race = report["workloads"]["race"]
+    assert race["claimsWon"] == 10 and race["doubleClaims"] == 0 and race["lostTasks"] == 0

@@ -65,6 +65,7 @@ CASES: dict[str, tuple[str, dict[str, Any], Any]] = {
     "a null id": ("tools/call", {"name": "get_tasks", "arguments": {}}, None),
     "an extra param": ("tools/call", {"name": "get_tasks", "arguments": {}, "task": {"ttl": 1}}, 7),
     "a non-ascii argument": ("tools/call", {"name": "get_task", "arguments": {"taskId": "tâche"}}, 7),
+    "an argument named like the SDK's context": ("tools/call", {"name": "get_tasks", "arguments": {"ctx": 1}}, 7),
 }
 
 

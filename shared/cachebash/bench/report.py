@@ -68,7 +68,8 @@ def render(report: dict[str, Any]) -> str:
         f"server: {report['server']}; client: {report['client']}; command: {report['command']}",
         "",
         f"baseline: echo, {base['agents']} agents: {base['requestsPerSecond']:,.0f} req/s, "
-        f"p50 {base['p50Ms']} ms, p95 {base['p95Ms']} ms, p99 {base['p99Ms']} ms",
+        f"p50 {base['p50Ms']} ms, p95 {base['p95Ms']} ms, p99 {base['p99Ms']} ms"
+        if base["requestsPerSecond"] else f"baseline: {base.get('note', 'unavailable')}",
     ]
     for name, section in report["workloads"].items():
         lines += ["", *_section(name, section, base)]

@@ -74,11 +74,11 @@ class FastPath:
         self.tool_lists: dict[str, str] = {}  # protocol version -> the SDK's tools/list result, as JSON
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, caller: Caller) -> None:
-        version = await self._version_if_plain(scope)
+        version, routing = self._version_if_plain(scope)
         read = _Body()
         body = await read.read(receive, self.max_body) if version else None
         replay = read.replay(receive)
-        request = _eligible(body, version, scope) if body is not None and version else None
+        request = _eligible(body, version, routing) if body is not None and version else None
         if request is None or version is None or (request["method"] == "tools/call"
                                                   and request["params"]["name"] not in self.specs):
             await self.sdk(scope, replay, send)
@@ -87,24 +87,25 @@ class FastPath:
         else:
             await self._call_tool(send, request, caller, version)
 
-    async def _version_if_plain(self, scope: Scope) -> str | None:
-        """The protocol version when the request's headers are ones this path serves, else None."""
+    def _version_if_plain(self, scope: Scope) -> tuple[str | None, dict[str, str]]:
+        """The protocol version and routing headers when the request's headers are ones this
+        path serves; (None, {}) otherwise."""
+        refused: tuple[None, dict[str, str]] = (None, {})
         if scope["method"] != "POST" or scope["path"] != self.path:
-            return None
+            return refused
         seen: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             if name in _HEADERS:
                 if name in seen:
-                    return None
+                    return refused
                 seen[name] = value
             elif name.startswith(b"mcp-param-"):
-                return None
+                return refused
         header = seen.get(b"mcp-protocol-version")
         version = DEFAULT_NEGOTIATED_VERSION if header is None else header.decode("latin-1")
         if version not in SERVED_VERSIONS or not self._passes_transport_checks(scope):
-            return None
-        scope["cachebash.routing"] = {k.decode(): v.decode("latin-1") for k, v in seen.items()}
-        return version
+            return refused
+        return version, {k.decode(): v.decode("latin-1") for k, v in seen.items()}
 
     def _passes_transport_checks(self, scope: Scope) -> bool:
         """The SDK's Content-Type, Accept and DNS-rebinding (Host, Origin) checks, answered
@@ -182,7 +183,7 @@ def _envelope_matches(meta: Any, version: str, method: str, params: dict[str, An
             and (method != "tools/call" or routing.get("mcp-name") == params.get("name")))
 
 
-def _eligible(body: bytes, version: str, scope: Scope) -> dict[str, Any] | None:
+def _eligible(body: bytes, version: str, routing: dict[str, str]) -> dict[str, Any] | None:
     """The decoded request when it passes every rung of the SDK's inbound ladder, else None."""
     try:
         request = json.loads(body)
@@ -197,7 +198,7 @@ def _eligible(body: bytes, version: str, scope: Scope) -> dict[str, Any] | None:
         return None
     if method == "tools/call" and not isinstance(params.get("arguments", {}), dict | None):
         return None
-    if not _envelope_matches(params.get("_meta"), version, method, params, scope["cachebash.routing"]):
+    if not _envelope_matches(params.get("_meta"), version, method, params, routing):
         return None
     try:
         spec_methods.validate_client_request(method, version, params)

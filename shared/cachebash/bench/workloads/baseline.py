@@ -6,15 +6,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachebash.bench.agents import EchoAgent
+from cachebash.bench.agents import EchoAgent, ProtocolError
 from cachebash.bench.server import Target
 from cachebash.bench.stats import Recorder, latency_summary
 from cachebash.bench.workloads.common import deadline, timed
+
+UNAVAILABLE = "no /bench/echo on this server: start it with CACHEBASH_BENCH_ROUTES=1 for the baseline"
 
 
 async def run(target: Target, agents: int, duration: float, client: str) -> dict[str, Any]:
     recorder = Recorder()
     echoes = [EchoAgent(target.base, "bench-echo", recorder, client) for _ in range(agents)]
+    try:
+        await echoes[0].echo()
+    except (ProtocolError, OSError):
+        for agent in echoes:
+            await agent.close()
+        return {"agents": agents, "client": client, "requests": 0, "requestsPerSecond": None, "p50Ms": None,
+                "p95Ms": None, "p99Ms": None, "note": UNAVAILABLE}
+    recorder = Recorder()
+    for agent in echoes:
+        agent.recorder = recorder
     running = deadline(duration)
 
     async def loop(agent: EchoAgent) -> None:
