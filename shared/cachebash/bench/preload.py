@@ -1,8 +1,9 @@
 """Put many queued tasks in front of the server before measuring it at scale.
 
 Through the store (spawned server): one task is created by the real `create_task` tool
-handler, then copied with fresh ids in large transactions, so the documents have exactly the
-shape the service writes (whatever fields it grows) at a cost of seconds for 100,000.
+handler, then copied with fresh ids in large transactions (400 documents on Firestore), so
+the documents have exactly the shape the service writes (whatever fields it grows) at a cost
+of seconds for 100,000.
 Through MCP (`--url`): plain `create_task` calls on a few connections; slow, but it is all a
 remote server offers.
 """
@@ -16,6 +17,7 @@ from cachebash.bench.agents import LeanAgent, ProtocolError
 from cachebash.bench.stats import Recorder
 
 CHUNK = 5_000
+REMOTE_CHUNK = 400  # a Firestore transaction takes at most 500 writes
 MCP_CONNECTIONS = 8
 
 
@@ -34,9 +36,10 @@ def preload_store(rt: Any, tenant: str, target: str, count: int) -> list[str]:
     first = spec.handler(rt, creator, parse(spec.input, {"title": "preloaded 0", "target": target}))
     template = rt.store.get(tenant_path(tenant, "tasks", first["taskId"]))
     ids = [first["taskId"]]
+    chunk = REMOTE_CHUNK if rt.store.blocking_io else CHUNK
     while len(ids) < count:
         batch = []
-        for n in range(len(ids), min(count, len(ids) + CHUNK)):
+        for n in range(len(ids), min(count, len(ids) + chunk)):
             task_id = new_id()
             batch.append((tenant_path(tenant, "tasks", task_id), {**template, "taskId": task_id,
                                                                   "title": f"preloaded {n}"}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -67,7 +68,7 @@ class SpawnedServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/v1/mcp"
-        self.label = "spawned embedded server (SQLite)"
+        self.label = f"spawned server ({os.environ.get('CACHEBASH_STORE', 'sqlite')} store)"
         self.run_id = "b"
         self.env = {**os.environ, **(env or {}), BENCH_ROUTES_ENV: "1"}
         self.proc: subprocess.Popen[str] | None = None
@@ -103,7 +104,9 @@ class SpawnedServer:
             from cachebash.bootstrap import embedded_runtime, open_store
             from cachebash.config import Settings
 
-            self._runtime = embedded_runtime(open_store(Settings(data_dir=self.dir)))
+            # The server's own store settings (CACHEBASH_STORE=firestore included), our data dir.
+            settings = dataclasses.replace(Settings.from_env(), data_dir=self.dir)
+            self._runtime = embedded_runtime(open_store(settings))
         return self._runtime
 
     async def issue_keys(self, programs: list[str], groups: list[str]) -> list[str]:
