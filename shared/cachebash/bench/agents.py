@@ -69,7 +69,7 @@ def check_result(tool: str, result: Any) -> dict[str, Any]:
 
 
 class LeanAgent:
-    """The default agent: the official client's requests, byte for byte, minus its CPU cost."""
+    """The default agent: the official client's requests (same envelope, same headers), not its CPU cost."""
 
     def __init__(self, url: str, key: str, program: str, recorder: Recorder) -> None:
         self.program = program
