@@ -525,7 +525,8 @@ def test_concurrent_releases_after_the_same_finish_hand_out_each_story_once(
 
 def test_handlers_table_wires_sprints() -> None:
     assert sprint_flow.sync_story in HANDLERS["task.completed"]
-    assert sprint_flow.sync_story in HANDLERS["task.claimed"]
+    assert not any(sprint_flow.sync_story in HANDLERS.get(t, []) for t in ("task.claimed", "task.progress")), \
+        "claims and progress are read live, not copied"
     assert HANDLERS[sprint_flow.STORY_CHANGED] == [sprint_flow.on_story_changed]
 
 

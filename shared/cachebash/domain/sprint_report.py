@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cachebash.domain.sprint_tasks import ACTIVE_TASK
-from cachebash.domain.sprints import FINISHED, StoryState, StoryStatus, current_wave, describe_waits, waiting_for
+from cachebash.domain.sprints import FINISHED, OPEN, StoryState, StoryStatus, current_wave, describe_waits, waiting_for
 
 _STORY_FIELDS = (
     "storyId", "title", "wave", "status", "dependencies", "target", "taskId", "run", "claimedBy", "progress",
@@ -30,16 +30,24 @@ def story_progress(story: Mapping[str, Any]) -> int:
 
 def story_view(story: Mapping[str, Any], task: Mapping[str, Any] | None,
                states: Mapping[str, StoryState]) -> dict[str, Any]:
-    """The stored story, with live facts from its task laid over it (events may lag the task)."""
+    """The stored story, with the live state of its task laid over it while the story is open.
+
+    Only a task's outcome is copied onto the story (that is what the lock rule needs); who
+    holds it, whether work started and how far it got are read from the task here, so claims
+    and progress reports cost no extra write."""
     view = {k: story[k] for k in _STORY_FIELDS if story.get(k) is not None}
-    if task is not None and story["status"] == StoryStatus.QUEUED.value and task.get("status") in ACTIVE_TASK:
-        view["status"] = StoryStatus.ACTIVE.value
     if task is not None:
         view["taskStatus"] = task.get("status")
-        if task.get("status") in ACTIVE_TASK:
+    if task is not None and story["status"] in OPEN:
+        working = task.get("status") in ACTIVE_TASK
+        if working:
             view["claimedBy"] = task.get("claimedBy")
-        if story.get("progress") is None and task.get("progress") is not None:
-            view["progress"] = task["progress"]
+            view.setdefault("startedAt", task.get("claimedAt"))
+        if working or story["status"] == StoryStatus.ACTIVE.value:
+            view["status"] = StoryStatus.ACTIVE.value
+        for mine, theirs in (("progress", "progress"), ("currentAction", "progressNote")):
+            if story.get(mine) is None and task.get(theirs) is not None:
+                view[mine] = task[theirs]
     waits = waiting_for(states[story["storyId"]], states)
     view["locked"] = bool(waits) and story["status"] not in FINISHED
     if view["locked"]:
@@ -63,22 +71,22 @@ def percent(stories: Sequence[Mapping[str, Any]]) -> int:
 
 def sprint_view(sprint: Mapping[str, Any], stories: Sequence[Mapping[str, Any]],
                 tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The body of get_sprint."""
+    """The body of get_sprint. Counts and progress are of the live views."""
     states = {s["storyId"]: StoryState.of(s) for s in stories}
     views = [story_view(s, tasks.get(s.get("taskId") or ""), states) for s in _ordered(stories)]
     current = current_wave(states.values())
     waves = []
     for wave in sorted({v["wave"] for v in views}):
         members = [v for v in views if v["wave"] == wave]
-        stored = [s for s in stories if s["wave"] == wave]
-        state = "done" if all(s["status"] in FINISHED for s in stored) else (
+        state = "done" if all(v["status"] in FINISHED for v in members) else (
             "locked" if all(v["locked"] for v in members if v["status"] not in FINISHED) else "open")
-        waves.append({"wave": wave, "state": state, "progress": percent(stored), "counts": counts(stored),
+        waves.append({"wave": wave, "state": state, "progress": percent(members), "counts": counts(members),
                       "stories": members})
     blocked = [{"storyId": v["storyId"], "waitingFor": v["waitingFor"]} for v in views if v.get("locked")]
+    shown = {v["storyId"]: v["status"] for v in views}
     return {
-        "success": True, "sprint": public_sprint(sprint), "progress": percent(stories), "counts": counts(stories),
-        "currentWave": current, "waves": waves, "blocked": blocked, "next": _next_step(sprint, states, current),
+        "success": True, "sprint": public_sprint(sprint), "progress": percent(views), "counts": counts(views),
+        "currentWave": current, "waves": waves, "blocked": blocked, "next": _next_step(sprint, states, shown, current),
     }
 
 
@@ -86,7 +94,8 @@ def _ordered(stories: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(stories, key=lambda s: (s["wave"], s.get("position", 0), s["storyId"]))
 
 
-def _next_step(sprint: Mapping[str, Any], states: Mapping[str, StoryState], current: int | None) -> str:
+def _next_step(sprint: Mapping[str, Any], states: Mapping[str, StoryState], shown: Mapping[str, str],
+               current: int | None) -> str:
     """One sentence on what has to happen for the sprint to move on."""
     if sprint["status"] != "active":
         return f"The sprint is {sprint['status']}."
@@ -96,7 +105,7 @@ def _next_step(sprint: Mapping[str, Any], states: Mapping[str, StoryState], curr
     holding = sorted((s for s in states.values() if s.wave == current and s.status not in FINISHED),
                      key=lambda s: s.id)
     failed = [s.id for s in holding if s.status is StoryStatus.FAILED]
-    listed = ", ".join(f"{s.id} ({s.status.value})" for s in holding)
+    listed = ", ".join(f"{s.id} ({shown[s.id]})" for s in holding)
     step = (f"Wave {later[0]} unlocks when {listed} are complete or skipped." if later
             else f"The sprint completes when {listed} are complete or skipped.")
     if failed:
@@ -129,8 +138,10 @@ def summarize(sprint: Mapping[str, Any], stories: Sequence[Mapping[str, Any]], n
         opened = min((s["unlockedAt"] for s in members if s.get("unlockedAt")), default=None)
         closed = max((s["completedAt"] for s in members if s.get("completedAt")), default=None)
         waves.append({"wave": wave, "stories": len(members), "durationSeconds": seconds_between(opened, closed)})
+    tally = counts(stories)
     return {
-        **counts(stories),
+        "total": tally["total"], "complete": tally["complete"], "skipped": tally["skipped"],
+        "failed": tally["failed"], "open": tally["queued"] + tally["active"],
         "retries": sum(int(s.get("run", 1)) - 1 for s in stories),
         "durationSeconds": seconds_between(sprint["createdAt"], now),
         "storyDurationSeconds": {

@@ -5,9 +5,10 @@ Each run of a story (the first, then one per retry) has its own task whose id is
 from (sprint, story, run): a handler that runs twice computes the same id and finds the
 task already there, and an event about an old run's task is recognised and ignored.
 
-The task is the truth about work in flight (claimed, in progress, finished); the story
-copies what it needs from its current task. The mapping is a function of the task's
-*state*, not of the event that announced it, so duplicate or reordered events converge.
+The task is the truth about work in flight; the story copies its task's outcome (what the
+lock rule needs) when the task finishes, while who holds it and how far it got are read
+live from the task by get_sprint. The mapping is a function of the task's *state*, not of
+the event that announced it, so duplicate or reordered events converge.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def story_changes_for_task(story: Mapping[str, Any], task: Mapping[str, Any], no
         note = failure_note(task)
         changes = {"status": StoryStatus.QUEUED.value, "run": int(story["run"]) + 1,
                    "autoRetries": int(story.get("autoRetries", 0)) + 1, "lastError": note,
-                   "claimedBy": None, "progress": None, "currentAction": None}
+                   "claimedBy": None, "progress": None, "currentAction": None,
+                   "startedAt": story.get("startedAt") or task.get("claimedAt")}
         return with_story_history(story, changes, now, "retry", note=note)
     changes = _fields_for(target, story, task, now)
     changes = {k: v for k, v in changes.items() if story.get(k) != v}
@@ -87,9 +89,11 @@ def _fields_for(target: StoryStatus, story: Mapping[str, Any], task: Mapping[str
         changes.update(claimedBy=None, lastError=task.get("lastError") or story.get("lastError"))
     elif target in FINISHED:
         changes.update(completedAt=task.get("completedAt") or now, startedAt=started,
+                       claimedBy=task.get("claimedBy") or story.get("claimedBy"),
                        progress=100 if target is StoryStatus.COMPLETE else story.get("progress"))
     else:
-        changes.update(lastError=failure_note(task))
+        changes.update(lastError=failure_note(task), startedAt=started,
+                       claimedBy=task.get("claimedBy") or story.get("claimedBy"))
     return changes
 
 

@@ -15,10 +15,7 @@ EventHandler = Callable[[Runtime, Event], Any]
 HANDLERS: dict[str, list[EventHandler]] = {
     relay.MULTICAST_TOPIC: [relay.fan_out],
     interrupts.PUSH_TOPIC: [interrupts.deliver_push],
-    # Sprints: a story's task moving moves the story; a story finishing may unlock others.
-    tasks.TASK_QUEUED: [sprint_flow.sync_story],
-    sprint_flow.TASK_CLAIMED: [sprint_flow.sync_story],
-    sprint_flow.TASK_PROGRESS: [sprint_flow.sync_story],
+    # Sprints: a story's task finishing finishes the story; a story finishing may unlock others.
     tasks.TASK_FINISHED: [sprint_flow.sync_story],
     sprint_flow.STORY_CHANGED: [sprint_flow.on_story_changed],
 }

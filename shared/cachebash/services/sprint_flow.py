@@ -3,9 +3,11 @@ finish their stories.
 
 Two handlers, both idempotent:
 
-- `sync_story` (task.created / task.claimed / task.progress / task.completed): copies the
-  state of a story's current task onto the story, in a transaction that touches that one
-  story document only, so builders finishing stories of one wave never contend.
+- `sync_story` (task.completed): copies the outcome of a story's current task onto the
+  story (or starts the story's next run under its retry policy), in a transaction that
+  writes that one story document only, so builders finishing stories of one wave never
+  contend. Claims and progress are not copied: get_sprint reads them from the task, so
+  they cost no extra write (and, in the cloud, no extra event).
 - `on_story_changed` (sprint.story_changed, published when a story finished or was
   retried): `release()` reads the sprint and all its stories in one transaction, creates
   the task of every story that is unlocked but has none yet, marks those stories released
@@ -46,8 +48,6 @@ from cachebash.services.runtime import Runtime, new_id, tenant_path
 from cachebash.services.tasks import TASK_QUEUED
 
 STORY_CHANGED = "sprint.story_changed"
-# Published by services/claims.py after a claim and a progress report (it names no constants for them).
-TASK_CLAIMED, TASK_PROGRESS = "task.claimed", "task.progress"
 
 
 # --- where things live -----------------------------------------------------------------------
@@ -294,7 +294,7 @@ def members_of(programs: list[dict[str, Any]], target: str) -> list[str]:
 # --- handlers ---------------------------------------------------------------------------------
 
 def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
-    """A story task changed: copy its state onto the story (only its current run's task counts)."""
+    """A story task finished: record it on the story (only its current run's task counts)."""
     ref = parse_story_task_id(str(event.data.get("taskId", "")))
     if ref is None:
         return {}  # not a story task: nothing read, so ordinary tasks cost nothing here
