@@ -45,6 +45,18 @@ def interrupts(cloud_event: Any) -> None:
 
 
 @functions_framework.cloud_event
+def sprint_sync(cloud_event: Any) -> None:
+    """Pub/Sub: a finished task finishes its sprint story (if it is one)."""
+    cloud.on_pubsub(cloud_event)
+
+
+@functions_framework.cloud_event
+def sprint_waves(cloud_event: Any) -> None:
+    """Firestore (story written): unlock the stories whose wave and dependencies are done."""
+    cloud.on_story_written(cloud_event)
+
+
+@functions_framework.cloud_event
 def sweeper(cloud_event: Any) -> None:
     """Cloud Scheduler via Pub/Sub: take back expired leases, close expired tasks."""
     cloud.on_schedule(cloud_event)

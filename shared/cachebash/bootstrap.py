@@ -67,9 +67,10 @@ def cloud_runtime(settings: Settings | None = None) -> Runtime:
     runtime = embedded_runtime(open_store(settings), policy=settings.policy)
     if os.environ.get("CACHEBASH_BUS", "pubsub") == "pubsub":
         from cachebash.adapters.pubsub_bus import PubSubBus
+        from cachebash.deploy import cloud_topics
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-        runtime.bus = PubSubBus(project, HANDLERS)
+        runtime.bus = PubSubBus(project, cloud_topics())
     if os.environ.get("CACHEBASH_NOTIFIER", "fcm") == "fcm":
         from cachebash.adapters.fcm_notifier import FcmNotifier
 

@@ -34,6 +34,25 @@ def on_pubsub(cloud_event: Any) -> str:
     return dispatch_pubsub(runtime(), cloud_event)
 
 
+def on_story_written(cloud_event: Any) -> int:
+    """A story document changed: hand out whatever it unlocked (writes nothing when nothing
+    is due, so the trigger's own writes end the chain)."""
+    import logging
+
+    from cachebash.interface.cloud_events import PoisonMessage, story_written
+    from cachebash.services.sprint_flow import release
+
+    try:
+        where = story_written(cloud_event)
+    except PoisonMessage as exc:
+        logging.getLogger(__name__).error("%s; acknowledged without retry", exc)
+        return 0
+    if where is None:
+        return 0
+    out = release(runtime(), *where)
+    return len(out.tasks)
+
+
 def on_schedule(_: Any = None) -> dict[str, int]:
     from cachebash.services.sweeper import sweep
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cachebash.adapters.pubsub_bus import topic_id
-from cachebash.services.handlers import HANDLERS
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "python311"
@@ -27,8 +26,15 @@ SWEEP_TOPIC = "sweeper.tick"
 PUBSUB_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "fanout": ("relay.multicast",),
     "interrupts": ("push.requested",),
+    "sprint_sync": ("task.completed",),
     "sweeper": (SWEEP_TOPIC,),
 }
+
+
+def cloud_topics() -> frozenset[str]:
+    """Event topics with a function consuming them: the only ones the cloud publishes.
+    (Story changes reach `sprint_waves` through its Firestore trigger instead.)"""
+    return frozenset(t for consumed in PUBSUB_FUNCTIONS.values() for t in consumed if t != SWEEP_TOPIC)
 HTTP_FUNCTIONS: tuple[str, ...] = ("mcp", "keys", "replies")
 FIRESTORE_FUNCTIONS: dict[str, str] = {
     "sprint_waves": "tenants/{tenant}/sprints/{sprint}/stories/{story}",
@@ -58,7 +64,7 @@ def _function(name: str, target: Target, *trigger: str) -> list[str]:
 
 
 def topics() -> list[str]:
-    return sorted({topic_id(t) for t in [*HANDLERS, SWEEP_TOPIC]})
+    return sorted({topic_id(t) for consumed in PUBSUB_FUNCTIONS.values() for t in consumed})
 
 
 def plan(target: Target) -> list[list[str]]:

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.domain.inputs import parse
 from cachebash.domain.messages import GetMessages, SendMessage
@@ -16,19 +15,8 @@ from cachebash.ports.store import Query
 from cachebash.services import claims, interrupts, relay, tasks
 from cachebash.services.runtime import Runtime, tenant_path
 from support.callers import make_caller
-from support.gcp import app, pubsub_event, raw_pubsub
+from support.gcp import Outbox, app, pubsub_event, raw_pubsub
 from support.id_tokens import id_token
-
-
-class Outbox(InProcessBus):
-    """What the cloud runtime would hand to Pub/Sub: recorded, not handled in-process."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[Event] = []
-
-    def publish(self, event: Event) -> None:
-        self.events.append(event)
 
 
 @pytest.fixture

@@ -9,9 +9,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.pubsub_bus import attributes, encode, topic_id
 from cachebash.ports.bus import Event
 from support.id_tokens import PROJECT
+
+
+class Outbox(InProcessBus):
+    """What the cloud runtime would hand to Pub/Sub: recorded, not handled in-process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 

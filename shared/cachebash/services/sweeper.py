@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cachebash.domain.task_states import Phase
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import claims
+from cachebash.services import claims, sprint_flow
 from cachebash.services.idempotency import COLLECTION as IDEMPOTENCY
 from cachebash.services.runtime import Runtime, tenant_path
 
@@ -22,7 +22,8 @@ def tenant_ids(rt: Runtime) -> list[str]:
 
 
 def sweep(rt: Runtime) -> dict[str, int]:
-    counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "idempotencyPurged": 0}
+    counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "idempotencyPurged": 0,
+              "sprintsRepaired": 0}
     for tenant_id in tenant_ids(rt):
         now = rt.clock.iso()
         tasks = Query(tenant_path(tenant_id, "tasks"))
@@ -36,6 +37,7 @@ def sweep(rt: Runtime) -> dict[str, int]:
         stale = tasks.where("phase", "==", Phase.QUEUED.value).where("expiresAt", "<=", now)
         for doc in rt.store.query(stale.order("expiresAt").take(BATCH)):
             counts["tasksExpired"] += claims.expire_unclaimed(rt, tenant_id, doc.id)
+        counts["sprintsRepaired"] += sprint_flow.repair(rt, tenant_id)
         old = Query(tenant_path(tenant_id, IDEMPOTENCY)).where("expiresAt", "<=", now).take(BATCH)
         paths = [doc.path for doc in rt.store.query(old)]
         if paths:
