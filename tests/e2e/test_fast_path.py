@@ -65,7 +65,9 @@ CASES: dict[str, tuple[str, dict[str, Any], Any]] = {
     "a null id": ("tools/call", {"name": "get_tasks", "arguments": {}}, None),
     "an extra param": ("tools/call", {"name": "get_tasks", "arguments": {}, "task": {"ttl": 1}}, 7),
     "a non-ascii argument": ("tools/call", {"name": "get_task", "arguments": {"taskId": "tâche"}}, 7),
-    "an argument named like the SDK's context": ("tools/call", {"name": "get_tasks", "arguments": {"ctx": 1}}, 7),
+    "an argument named ctx": ("tools/call", {"name": "get_tasks", "arguments": {"ctx": 1}}, 7),
+    "an argument named like the SDK's context": ("tools/call", {"name": "get_tasks",
+                                                                "arguments": {"_cachebash_request_context": 1}}, 7),
 }
 
 
@@ -97,6 +99,12 @@ def test_same_refusals_as_the_sdk(servers: tuple[ServerProcess, ServerProcess], 
     fast, sdk = servers
     body = _request(MODERN, "tools/call", {"name": "get_tasks", "arguments": {}})
     assert _post(fast, MODERN, body, headers) == _post(sdk, MODERN, body, headers)
+
+
+def test_unknown_arguments_are_refused_on_both_paths(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    for server in servers:
+        _, reply = _post(server, MODERN, _request(MODERN, "tools/call", {"name": "get_tasks", "arguments": {"ctx": 1}}))
+        assert reply["result"]["structuredContent"]["error"]["code"] == "VALIDATION_ERROR"
 
 
 def test_results_carry_the_contract(servers: tuple[ServerProcess, ServerProcess]) -> None:

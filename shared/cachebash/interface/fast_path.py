@@ -42,7 +42,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cachebash.interface.mcp_server import Runner, invoke
+from cachebash.interface.mcp_server import CONTEXT_KWARG, Runner, invoke
 from cachebash.interface.tools import ToolSpec
 from cachebash.services.runtime import Caller, Runtime
 
@@ -196,7 +196,8 @@ def _eligible(body: bytes, version: str, routing: dict[str, str]) -> dict[str, A
         return None
     if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
         return None
-    if method == "tools/call" and not isinstance(params.get("arguments", {}), dict | None):
+    arguments = params.get("arguments")
+    if method == "tools/call" and (not isinstance(arguments, dict | None) or CONTEXT_KWARG in (arguments or {})):
         return None
     if not _envelope_matches(params.get("_meta"), version, method, params, routing):
         return None

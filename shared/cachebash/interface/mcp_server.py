@@ -30,6 +30,10 @@ from cachebash.services.runtime import Caller, Runtime
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "cachebash"
+# The SDK hands the request context to the tool function under this name and overwrites an
+# argument of the same name with it; an unlikely name keeps plausible ones ("ctx") refused as
+# unknown fields, like every other argument no tool has.
+CONTEXT_KWARG = "_cachebash_request_context"
 
 INSTRUCTIONS = """CacheBash coordinates you with other AI agents. Your identity comes from your API key.
 At the start of a session: get_program_state, get_tasks, get_messages.
@@ -91,9 +95,9 @@ async def invoke(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller,
 
 
 def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
-    async def call(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
+    async def call(_cachebash_request_context: Context[Any, Any], **arguments: Any) -> CallToolResult:
         try:
-            caller = caller_of(ctx)
+            caller = caller_of(_cachebash_request_context)
         except CacheBashError as exc:
             return error_result(exc)
         body, error = await invoke(spec, runtime, run, caller, arguments)
@@ -109,7 +113,7 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
         parameters=schema,
         fn_metadata=FuncMetadata(arg_model=_PassThrough),
         is_async=True,
-        context_kwarg="ctx",
+        context_kwarg=CONTEXT_KWARG,
         annotations=ToolAnnotations(
             read_only_hint=spec.read_only, idempotent_hint=spec.idempotent or None, open_world_hint=False,
             destructive_hint=False if not spec.read_only else None,
