@@ -142,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("indexes", help="print firestore.indexes.json for the queries the code makes").set_defaults(
         func=cmd_indexes)
 
-    deploy = sub.add_parser("deploy", help="deploy to Google Cloud: print (--dry-run) or run the gcloud/firebase commands")
+    deploy = sub.add_parser("deploy", help="deploy to Google Cloud: print (--dry-run) or run gcloud/firebase")
     deploy.add_argument("--project", required=True, help="Google Cloud / Firebase project id")
     deploy.add_argument("--region", default="us-central1", help="functions region (default us-central1)")
     deploy.add_argument("--dry-run", action="store_true", help="print the commands without running them")

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.callers import make_caller
 
 from cachebash.bootstrap import embedded_runtime
 from cachebash.domain.errors import Conflict
@@ -18,6 +17,7 @@ from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
 from cachebash.services import claims, relay, sweeper, tasks
 from cachebash.services.runtime import Caller, Runtime
+from support.callers import make_caller
 
 
 @pytest.fixture

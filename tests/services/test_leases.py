@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.callers import make_caller
 
 from cachebash.domain.errors import Conflict
 from cachebash.domain.inputs import parse
@@ -24,6 +23,7 @@ from cachebash.domain.tasks import (
 from cachebash.ports.clock import ManualClock
 from cachebash.services import claims, relay, sweeper, tasks
 from cachebash.services.runtime import Caller, Runtime
+from support.callers import make_caller
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachebash.adapters.firebase_app import firebase_app
 from cachebash.ports.identity import IdTokenVerifier, InvalidIdToken
 
 
@@ -14,9 +15,7 @@ class FirebaseVerifier(IdTokenVerifier):
 
     def _firebase(self) -> Any:
         if self._app is None:
-            import firebase_admin
-
-            self._app = firebase_admin.get_app() if firebase_admin._apps else firebase_admin.initialize_app()
+            self._app = firebase_app()
         return self._app
 
     def verify(self, token: str) -> str:

@@ -10,6 +10,7 @@ overwriting a newer attempt. Every status change goes through the state table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -153,9 +154,7 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
         tx.update(path, changes)
         return _claimed_view({**task, **changes})
 
-    result, replayed = run_once(rt, caller, "claim_task", cmd, claim)
-    if not replayed:
-        rt.bus.publish(Event("task.claimed", caller.tenant_id, {"taskId": cmd.taskId}))
+    result, _ = run_once(rt, caller, "claim_task", cmd, claim)
     return result
 
 
@@ -178,65 +177,57 @@ def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
     claimed = rt.store.run_transaction(pick)
     if claimed is None:
         return {"success": True, "claimed": False, "task": None}
-    rt.bus.publish(Event("task.claimed", caller.tenant_id, {"taskId": claimed["taskId"]}))
     return {"success": True, "claimed": True, "taskId": claimed["taskId"], "task": claimed}
 
 
-def renew_claim(rt: Runtime, caller: Caller, cmd: RenewClaim) -> dict[str, Any]:
+def _as_holder(rt: Runtime, caller: Caller, cmd: HeldTaskRef, event: TaskEvent, note: str | None,
+               extra: Callable[[dict[str, Any], str], dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A change only the current holder may make: fenced, through the state table, plus `extra` fields."""
     now = rt.clock.iso()
 
-    def renew(tx: Transaction) -> dict[str, Any]:
+    def apply(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
         path, task = load(tx, caller, cmd.taskId)
         check_holder(task, caller, cmd.claim_token)
-        changes = move(task, TaskEvent.RENEW, caller.program_id, now)
-        changes.update(_lease(rt, task, cmd.lease_seconds))
+        changes = move(task, event, caller.program_id, now, note)
+        changes.update(extra(task, now))
         tx.update(path, changes)
-        return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
-                "claimToken": task["claimToken"], "leaseExpiresAt": changes["leaseExpiresAt"]}
+        return task, changes
 
-    return rt.store.run_transaction(renew)
+    return rt.store.run_transaction(apply)
+
+
+def renew_claim(rt: Runtime, caller: Caller, cmd: RenewClaim) -> dict[str, Any]:
+    task, changes = _as_holder(rt, caller, cmd, TaskEvent.RENEW, None,
+                               lambda task, _: _lease(rt, task, cmd.lease_seconds))
+    return {"success": True, "taskId": cmd.taskId, "status": changes["status"], "claimToken": task["claimToken"],
+            "leaseExpiresAt": changes["leaseExpiresAt"]}
 
 
 def report_progress(rt: Runtime, caller: Caller, cmd: ReportProgress) -> dict[str, Any]:
     """Progress is also a heartbeat: it extends the lease."""
-    now = rt.clock.iso()
 
-    def progress(tx: Transaction) -> dict[str, Any]:
-        path, task = load(tx, caller, cmd.taskId)
-        check_holder(task, caller, cmd.claim_token)
-        changes = move(task, TaskEvent.PROGRESS, caller.program_id, now, cmd.note)
-        changes.update(_lease(rt, task, None))
+    def extra(task: dict[str, Any], now: str) -> dict[str, Any]:
+        fields = _lease(rt, task, None)
         if task["status"] == TaskStatus.CLAIMED.value:
-            changes["startedAt"] = now
+            fields["startedAt"] = now
         if cmd.progress is not None:
-            changes["progress"] = cmd.progress
+            fields["progress"] = cmd.progress
         if cmd.note is not None:
-            changes["progressNote"] = cmd.note
-        tx.update(path, changes)
-        return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
-                "progress": changes.get("progress", task.get("progress")),
-                "leaseExpiresAt": changes["leaseExpiresAt"]}
+            fields["progressNote"] = cmd.note
+        return fields
 
-    result = rt.store.run_transaction(progress)
-    rt.bus.publish(Event("task.progress", caller.tenant_id, {"taskId": cmd.taskId}))
-    return result
+    task, changes = _as_holder(rt, caller, cmd, TaskEvent.PROGRESS, cmd.note, extra)
+    return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
+            "progress": changes.get("progress", task.get("progress")), "leaseExpiresAt": changes["leaseExpiresAt"]}
 
 
 def release_task(rt: Runtime, caller: Caller, cmd: ReleaseTask) -> dict[str, Any]:
-    now = rt.clock.iso()
-
-    def release(tx: Transaction) -> dict[str, Any]:
-        path, task = load(tx, caller, cmd.taskId)
-        check_holder(task, caller, cmd.claim_token)
-        changes = move(task, TaskEvent.RELEASE, caller.program_id, now, cmd.reason)
-        changes.update(claimedBy=None, leaseExpiresAt=None, sessionId=None,
-                       lastError=f"released by '{caller.program_id}': {cmd.reason}")
-        tx.update(path, changes)
-        return {"success": True, "taskId": cmd.taskId, "status": changes["status"], "target": task["target"]}
-
-    result = rt.store.run_transaction(release)
-    rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": cmd.taskId, "target": result.pop("target")}))
-    return result
+    task, changes = _as_holder(rt, caller, cmd, TaskEvent.RELEASE, cmd.reason, lambda _, __: {
+        "claimedBy": None, "leaseExpiresAt": None, "sessionId": None,
+        "lastError": f"released by '{caller.program_id}': {cmd.reason}",
+    })
+    rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": cmd.taskId, "target": task["target"]}))
+    return {"success": True, "taskId": cmd.taskId, "status": changes["status"]}
 
 
 def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, Any]:

@@ -90,7 +90,8 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
 
 
 def system_message(rt: Runtime, tenant_id: str, message_id: str, target: str, text: str, *,
-                   message_type: MessageType = MessageType.RESULT, thread: str | None = None) -> tuple[str, dict[str, Any]]:
+                   message_type: MessageType = MessageType.RESULT,
+                   thread: str | None = None) -> tuple[str, dict[str, Any]]:
     """A message from CacheBash itself (source 'cachebash'), for the caller to write in its own transaction."""
     now = rt.clock.iso()
     doc = {

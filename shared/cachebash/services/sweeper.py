@@ -8,6 +8,8 @@ document, so overlapping sweeps (two instances, a retried trigger) never act twi
 
 from __future__ import annotations
 
+from functools import partial
+
 from cachebash.domain.task_states import Phase
 from cachebash.ports.store import Query, Transaction
 from cachebash.services import claims, sprint_flow
@@ -41,11 +43,11 @@ def sweep(rt: Runtime) -> dict[str, int]:
         old = Query(tenant_path(tenant_id, IDEMPOTENCY)).where("expiresAt", "<=", now).take(BATCH)
         paths = [doc.path for doc in rt.store.query(old)]
         if paths:
-            rt.store.run_transaction(lambda tx: _delete_all(tx, paths))
+            rt.store.run_transaction(partial(_delete_all, paths=paths))
             counts["idempotencyPurged"] += len(paths)
     return counts
 
 
-def _delete_all(tx: Transaction, paths: list[str]) -> None:
+def _delete_all(tx: Transaction, *, paths: list[str]) -> None:
     for path in paths:
         tx.delete(path)
