@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CACHEBASH_DATA_DIR ?= $(CURDIR)/.cachebash
 
-.PHONY: install serve test lint clean
+# The npm Firestore stand-in (pinned in tests/emulator); installed when npm exists, else its tests skip.
+EMULATOR_DEPS := tests/emulator/node_modules/.installed
+
+.PHONY: install serve test test-google emulator-deps lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +26,20 @@ install: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/cachebash serve
 
-test: $(VENV)/.installed-test
+$(EMULATOR_DEPS): tests/emulator/package.json tests/emulator/package-lock.json
+	cd tests/emulator && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+emulator-deps:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(EMULATOR_DEPS); \
+	else echo "npm not found: the Firestore stand-in tests will be skipped" >&2; fi
+
+test: $(VENV)/.installed-test emulator-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite with Google's Firestore emulator started for it (the gcloud component).
+test-google: $(VENV)/.installed-test emulator-deps
+	$(PYTHON) tests/support/firestore_emulator.py exec-google -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -32,4 +47,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy shared
 
 clean:
-	rm -rf $(VENV) build *.egg-info shared/*.egg-info
+	rm -rf $(VENV) build *.egg-info shared/*.egg-info tests/emulator/node_modules

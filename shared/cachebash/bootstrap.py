@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.local_signals import LocalSignals
 from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.adapters.periodic import Periodic
-from cachebash.config import Settings
+from cachebash.config import STORES, Settings
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import Clock, SystemClock
-from cachebash.ports.store import Store
+from cachebash.ports.store import Query, QueryObserver, Store
 from cachebash.services.handlers import HANDLERS, EventHandler
 from cachebash.services.runtime import Runtime
 from cachebash.services.wakeups import WAKING_TOPICS, wake
 
 
 def open_store(settings: Settings) -> Store:
+    """The configured store. Adapters are imported here, on demand, so a SQLite process never
+    loads the Firestore client library (and a Firestore one never touches the disk)."""
+    store: Store
     if settings.store == "sqlite":
         from cachebash.adapters.sqlite_store import SqliteStore
 
-        return SqliteStore(settings.sqlite_path)
-    raise ValueError(f"CACHEBASH_STORE={settings.store!r} is not a store this build knows (sqlite)")
+        store = SqliteStore(settings.sqlite_path)
+    elif settings.store == "firestore":
+        from cachebash.adapters.firestore_store import FirestoreStore
+
+        store = FirestoreStore(project=settings.firestore_project, database=settings.firestore_database)
+    else:
+        raise ValueError(f"CACHEBASH_STORE={settings.store!r} is not a store this build knows "
+                         f"({', '.join(STORES)})")
+    if settings.query_log is not None:
+        store.observers.append(query_logger(settings.query_log))
+    return store
+
+
+def query_logger(path: Path) -> QueryObserver:
+    """Append each query's shape (collection, filtered fields and operators, orders; never
+    values) as one JSON line, so indexes can be checked against what really ran."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(query: Query) -> None:
+        line = json.dumps({
+            "collection": query.collection,
+            "filters": [[f.field, f.op] for f in query.filters],
+            "order_by": [[o.field, o.descending] for o in query.order_by],
+        }) + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())  # one write per line: concurrent writers never interleave
+        finally:
+            os.close(fd)
+
+    return log
 
 
 def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool = False,

@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("MCP client config (.mcp.json for Claude Code, ~/.cursor/mcp.json for Cursor):")
         print(client_config(url, created["apiKey"]))
         print("\nCreate one key per agent:  .venv/bin/cachebash keys create --program builder --group builders\n")
-    print(f"CacheBash serving MCP at {url} (data: {settings.data_dir})", flush=True)
+    print(f"CacheBash serving MCP at {url} ({settings.describe_store()})", flush=True)
     sweeper = start_sweeper(runtime, settings.sweep_seconds)
     try:
         # httptools, uvloop (picked by loop="auto" where installed: a dependency except on Windows)
@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="cachebash", description="Coordination server for AI coding agents.")
     sub = root.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the embedded server (SQLite)")
+    serve = sub.add_parser("serve", help="run the server (SQLite by default; CACHEBASH_STORE=firestore for Firestore)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")

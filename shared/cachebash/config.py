@@ -8,6 +8,8 @@ from pathlib import Path
 
 from cachebash.domain.retry import RetryPolicy
 
+STORES = ("sqlite", "firestore")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,10 +19,17 @@ class Settings:
     store: str = "sqlite"
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sweep_seconds: float = 5.0
+    #: Firestore project; None lets the client library find it (ADC, metadata server).
+    firestore_project: str | None = None
+    #: Firestore database id; None is the project's "(default)" database.
+    firestore_database: str | None = None
+    #: Append the shape of every query to this file (JSON lines), to check indexes against real traffic.
+    query_log: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        query_log = env.get("CACHEBASH_QUERY_LOG")
         return cls(
             host=env.get("CACHEBASH_HOST", cls.host),
             port=int(env.get("CACHEBASH_PORT", cls.port)),
@@ -28,11 +37,22 @@ class Settings:
             store=env.get("CACHEBASH_STORE", cls.store),
             policy=retry_policy_from_env(),
             sweep_seconds=float(env.get("CACHEBASH_SWEEP_SECONDS", cls.sweep_seconds)),
+            firestore_project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or None,
+            firestore_database=env.get("CACHEBASH_FIRESTORE_DATABASE") or None,
+            query_log=Path(query_log) if query_log else None,
         )
 
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "cachebash.db"
+
+    def describe_store(self) -> str:
+        """Where the data lives, for the start-up line a person reads."""
+        if self.store != "firestore":
+            return f"data: {self.data_dir}"
+        emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        where = f"emulator {emulator}" if emulator else "Google Cloud"
+        return f"Firestore project {self.firestore_project or '(from credentials)'} on {where}"
 
 
 def retry_policy_from_env() -> RetryPolicy:

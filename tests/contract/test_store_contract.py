@@ -27,12 +27,21 @@ def test_get_create_set_update_delete(store: Store) -> None:
     assert store.get(path) == {"n": 1, "keep": "x"}
     store.run_transaction(lambda tx: tx.update(path, {"n": 2, "extra": [1, 2]}))
     assert store.get(path) == {"n": 2, "keep": "x", "extra": [1, 2]}
-    put(store, path, {"only": True})
-    assert store.get(path) == {"only": True}, "set replaces the whole document"
     store.run_transaction(lambda tx: tx.delete(path))
     assert store.get(path) is None
+    put(store, path, {"again": True})
+    assert store.get(path) == {"again": True}
 
 
+@pytest.mark.real_set
+def test_set_replaces_the_whole_document(store: Store) -> None:
+    path = f"{TASKS}/a"
+    put(store, path, {"n": 1, "keep": "x", "m": {"a": 1}})
+    put(store, path, {"only": True, "m": {"b": 2}})
+    assert store.get(path) == {"only": True, "m": {"b": 2}}
+
+
+@pytest.mark.real_transactions
 def test_create_existing_fails_and_writes_nothing(store: Store) -> None:
     put(store, f"{TASKS}/a", {"n": 1})
 
@@ -116,16 +125,101 @@ def test_in_filter_with_order_and_limit(queue: Store) -> None:
     assert ids(queue.query(queue_query().take(2))) == ["c", "b"]
 
 
-def test_cursor_pages_neither_skip_nor_repeat(queue: Store) -> None:
+def all_pages(store: Store, query: Query, size: int) -> list[str]:
+    """Page through `query`; bounded, so an adapter that ignores cursors fails instead of looping."""
     seen: list[str] = []
     cursor = None
-    while True:
-        page = queue.query(queue_query().after(cursor).take(2))
+    for _ in range(20):
+        page = store.query(query.after(cursor).take(size))
         seen += ids(page)
-        if len(page) < 2:
-            break
-        cursor = page[-1].cursor(queue_query())
-    assert seen == ["c", "b", "f", "a", "e"]
+        if len(page) < size:
+            return seen
+        cursor = page[-1].cursor(query)
+    raise AssertionError(f"paging never ended; seen so far: {seen}")
+
+
+@pytest.mark.real_cursors
+def test_cursor_pages_neither_skip_nor_repeat(queue: Store) -> None:
+    assert all_pages(queue, queue_query(), 2) == ["c", "b", "f", "a", "e"]
+    assert all_pages(queue, queue_query(), 1) == ["c", "b", "f", "a", "e"]
+
+
+@pytest.fixture
+def ties(store: Store) -> Store:
+    """Equal order values, written out of id order, so only the document-id tie-breaker orders them."""
+    def write(tx: Transaction) -> None:
+        for doc_id, rank in [("m", 1), ("k", 0), ("z", 1), ("a", 1), ("q", 0)]:
+            tx.set(f"{TASKS}/{doc_id}", {"rank": rank, "kind": "t"})
+
+    store.run_transaction(write)
+    return store
+
+
+@pytest.mark.real_ordering
+def test_ties_break_by_document_id_in_the_direction_of_the_last_order(ties: Store) -> None:
+    assert ids(ties.query(Query(TASKS))) == ["a", "k", "m", "q", "z"], "no order-by: document id"
+    assert ids(ties.query(Query(TASKS).order("rank"))) == ["k", "q", "a", "m", "z"]
+    assert ids(ties.query(Query(TASKS).order("rank", descending=True))) == ["z", "m", "a", "q", "k"]
+    assert ids(ties.query(Query(TASKS).where("kind", "==", "t").order("rank"))) == ["k", "q", "a", "m", "z"]
+
+
+@pytest.mark.real_cursors
+@pytest.mark.real_ordering
+@pytest.mark.parametrize("descending", [False, True])
+def test_cursors_resume_inside_a_run_of_ties(ties: Store, descending: bool) -> None:
+    query = Query(TASKS).order("rank", descending=descending)
+    expected = ids(ties.query(query))
+    assert all_pages(ties, query, 1) == expected
+    assert all_pages(ties, query, 2) == expected
+    assert all_pages(ties, Query(TASKS), 2) == ["a", "k", "m", "q", "z"]
+
+
+def test_values_round_trip(store: Store) -> None:
+    value = {"none": None, "yes": True, "int": 7, "float": 0.25, "text": "ü ✓", "empty": "", "list": [1, "a", None],
+             "history": [{"at": "t1", "to": "claimed"}, {"at": "t2", "to": "done"}],
+             "nested": {"a.b": 1, "deep": {"x": [True]}}, "emptyMap": {}, "emptyList": []}
+    put(store, f"{TASKS}/v", value)
+    assert store.get(f"{TASKS}/v") == value
+    assert store.run_transaction(lambda tx: tx.get(f"{TASKS}/v")) == value
+
+
+def test_update_replaces_whole_top_level_fields(store: Store) -> None:
+    path = f"{TASKS}/u"
+    put(store, path, {"m": {"a": 1, "b": 2}, "keep": 1})
+    store.run_transaction(lambda tx: tx.update(path, {"m": {"c": 3}, "new": None}))
+    assert store.get(path) == {"m": {"c": 3}, "keep": 1, "new": None}
+
+
+def test_get_all_answers_in_the_order_asked(store: Store) -> None:
+    for name in "abc":
+        put(store, f"{TASKS}/{name}", {"n": name})
+    paths = [f"{TASKS}/c", f"{TASKS}/missing", f"{TASKS}/a", f"{TASKS}/c"]
+    found = store.run_transaction(lambda tx: tx.get_all(paths))
+    assert found == [{"n": "c"}, None, {"n": "a"}, {"n": "c"}]
+
+
+@pytest.mark.parametrize("read", [
+    lambda tx: tx.get_all([f"{TASKS}/b"]),
+    lambda tx: tx.query(Query(TASKS)),
+])
+def test_every_kind_of_read_after_a_write_is_refused(store: Store, read: Callable[[Transaction], object]) -> None:
+    def bad(tx: Transaction) -> None:
+        tx.update(f"{TASKS}/a", {"n": 1})
+        read(tx)
+
+    put(store, f"{TASKS}/a", {"n": 0})
+    with pytest.raises(StoreError, match="read after write"):
+        store.run_transaction(bad)
+    assert store.get(f"{TASKS}/a") == {"n": 0}
+
+
+def test_queries_are_observed(store: Store) -> None:
+    seen: list[Query] = []
+    store.observers.append(seen.append)
+    query = Query(TASKS).where("n", "==", 1)
+    store.query(query)
+    store.run_transaction(lambda tx: tx.query(query))
+    assert seen == [query, query]
 
 
 def test_equality_range_and_array_filters(queue: Store) -> None:

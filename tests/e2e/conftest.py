@@ -8,14 +8,14 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from support.server import Agent, AgentFactory, ServerProcess
+from support.server import Agent, AgentFactory, ServerEnv, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, server_env: ServerEnv) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data", env=server_env()).start()
     yield proc
     proc.stop()
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.server import Agent, AgentFactory, ServerProcess
+
+from support.server import Agent, AgentFactory, ServerEnv, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -18,12 +19,13 @@ FAST = {"CACHEBASH_SWEEP_SECONDS": "0.1", "CACHEBASH_RETRY_BACKOFF_SECONDS": "0.
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("reliable")) / "data", env=FAST).start()
+def server(tmp_path_factory: pytest.TempPathFactory, server_env: ServerEnv) -> Iterator[ServerProcess]:
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("reliable")) / "data", env={**server_env(), **FAST}).start()
     yield proc
     proc.stop()
 
 
+@pytest.mark.real_transactions
 async def test_killed_claimer_task_is_offered_again_exactly_once(agents: AgentFactory, server: ServerProcess) -> None:
     lead = await agents("lead")
     crashed = await agents("b1", groups=["builders"])
@@ -34,7 +36,10 @@ async def test_killed_claimer_task_is_offered_again_exactly_once(agents: AgentFa
     # From here b1 is dead: no heartbeat, no completion (the transport is stateless, so a
     # crashed agent and a silent one look the same to the server).
 
-    outcomes = await asyncio.gather(*(w.call("claim_next", target="builders", wait_seconds=4) for w in waiters))
+    # The new claim asks for its own lease: inheriting b1's 1 s one, it could lapse before the
+    # winner completes on a slow machine or store (it did on the Firestore emulators).
+    outcomes = await asyncio.gather(*(w.call("claim_next", target="builders", wait_seconds=4, lease_seconds=30)
+                                      for w in waiters))
     winners = [o for o in outcomes if o["claimed"]]
     assert len(winners) == 1, outcomes
     second = winners[0]["task"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from support.server import BIN, Agent, ServerProcess
+from support.server import BIN, Agent, ServerEnv, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_task_survives_a_restart(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data").start()
+async def test_task_survives_a_restart(tmp_path: Path, server_env: ServerEnv) -> None:
+    env = server_env()  # the same data directory, or the same Firestore project, both times
+    server = ServerProcess(tmp_path / "data", env=env).start()
     try:
         assert server.admin_key and "mcpServers" in "".join(server.output), "first start prints a client config"
         async with Agent(server.url, server.admin_key) as admin:
@@ -24,7 +26,7 @@ async def test_task_survives_a_restart(tmp_path: Path) -> None:
     finally:
         server.stop()
 
-    again = ServerProcess(tmp_path / "data").start()
+    again = ServerProcess(tmp_path / "data", env=env).start()
     try:
         assert again.admin_key is None, "no new admin key once keys exist"
         async with Agent(again.url, builder_key) as builder:
@@ -37,30 +39,31 @@ async def test_task_survives_a_restart(tmp_path: Path) -> None:
         again.stop()
 
 
-def test_keys_cli_prints_key_last_and_hints_to_stderr(tmp_path: Path) -> None:
+def test_keys_cli_prints_key_last_and_hints_to_stderr(tmp_path: Path, server_env: ServerEnv) -> None:
     data = str(tmp_path / "data")
+    env = {**os.environ, **server_env()}
     done = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "builder", "--label", "B",
                            "--group", "builders", "--group", "council", "--data-dir", data],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=env)
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cb_")
     assert "builders, council" in done.stderr
     listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True, check=True, env=env).stdout
     key_id = listing.split()[0]
     assert "builder" in listing and "active" in listing
     subprocess.run([str(BIN / "cachebash"), "keys", "revoke", key_id, "--data-dir", data], check=True,
-                   capture_output=True)
+                   capture_output=True, env=env)
     listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True, check=True, env=env).stdout
     assert "revoked" in listing
     bad = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "all", "--data-dir", data],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "reserved" in bad.stderr
 
 
-def test_first_start_config_is_valid_json(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data").start()
+def test_first_start_config_is_valid_json(tmp_path: Path, server_env: ServerEnv) -> None:
+    server = ServerProcess(tmp_path / "data", env=server_env()).start()
     try:
         text = "".join(server.output)
         config = json.loads(text[text.index("{"): text.rindex("}") + 1])

@@ -49,6 +49,7 @@ async def test_first_workflow_end_to_end(agents: AgentFactory) -> None:
     assert (await builder.call("get_messages"))["count"] == 0, "nothing is delivered twice"
 
 
+@pytest.mark.real_transactions
 async def test_twenty_concurrent_claimers_exactly_one_wins(agents: AgentFactory) -> None:
     architect = await agents("architect")
     builders = [await agents(f"builder{i}", groups=["builders"]) for i in range(20)]
@@ -62,6 +63,7 @@ async def test_twenty_concurrent_claimers_exactly_one_wins(agents: AgentFactory)
                for e in losers)
 
 
+@pytest.mark.real_cursors
 async def test_priority_ordering(agents: AgentFactory) -> None:
     architect = await agents("architect")
     builder = await agents("builder")

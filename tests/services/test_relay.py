@@ -87,6 +87,7 @@ def test_ack_marks_the_directive(runtime: Runtime, team: dict[str, Caller]) -> N
     assert info.value.field == "reply_to"
 
 
+@pytest.mark.real_cursors
 def test_thread_reading_dedupes_group_copies_and_pages(runtime: Runtime, team: dict[str, Caller]) -> None:
     for i in range(5):
         send(runtime, team["architect"], "builders", f"m{i}", threadId="plan")

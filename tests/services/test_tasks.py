@@ -125,6 +125,7 @@ def test_group_tasks_reach_every_member(runtime: Runtime, team: dict[str, Caller
     assert listing(runtime, team["reviewer"], target="builders") == [group_task], "any queue can be inspected"
 
 
+@pytest.mark.real_cursors
 def test_priority_then_age_and_paging(runtime: Runtime, team: dict[str, Caller], clock: ManualClock) -> None:
     made: dict[str, str] = {}
     for name, priority in [("n1", "normal"), ("l1", "low"), ("h1", "high"), ("n2", "normal"), ("h2", "high")]:

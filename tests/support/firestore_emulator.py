@@ -1,9 +1,18 @@
-"""Run the npm `@firestore-emulator/server` stand-in so tests can drive the real Python Firestore client.
+"""Firestore emulators for the suite: the npm stand-in, and Google's emulator.
 
-It is an in-memory Node gRPC server (no Java, no gcloud) that starts in ~0.4 s and keeps
-nothing across restarts; see tests/emulator/serve.mjs. It is NOT a faithful Firestore:
-transactions never conflict, set() merges instead of replacing, cursors, offsets and
-collection groups are ignored. Give each test its own project id to isolate its data.
+The stand-in (`@firestore-emulator/server`, pinned in tests/emulator) is an in-memory Node
+gRPC server that starts in ~0.4 s. It is NOT a faithful Firestore: transactions never
+conflict and commits are not atomic, set() merges instead of replacing, and cursors are
+ignored. Tests that depend on those carry a marker (see `STAND_IN_GAPS`) and are skipped on it.
+
+Google's emulator (the `cloud-firestore-emulator` gcloud component, Java) behaves like
+Firestore, including ABORTED transactions under contention. Pytest uses it when
+FIRESTORE_EMULATOR_HOST is set; `.ci/run` starts it with this module's `exec-google` command:
+
+    python3 tests/support/firestore_emulator.py exec-google -- make test
+
+This file imports only the standard library at module level, so that command runs before
+any virtualenv exists.
 """
 
 from __future__ import annotations
@@ -13,114 +22,220 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 EMULATOR_DIR = Path(__file__).resolve().parent.parent / "emulator"
-READY_PREFIX = "FIRESTORE_EMULATOR_READY "
-STARTUP_TIMEOUT_S = 20.0
+STAND_IN_READY = "FIRESTORE_EMULATOR_READY "
+GOOGLE_READY = "Dev App Server is now running"
+STARTUP_TIMEOUT_S = 60.0
+
+#: Marker name -> why a test carrying it cannot run on the npm stand-in.
+STAND_IN_GAPS = {
+    "real_transactions": "the npm Firestore stand-in's transactions never conflict and its commits are not "
+                         "atomic; this runs on SQLite and on Google's emulator",
+    "real_cursors": "the npm Firestore stand-in ignores query cursors (start_after), so paging would repeat "
+                    "the first page; this runs on SQLite and on Google's emulator",
+    "real_set": "the npm Firestore stand-in's set() merges into an existing document instead of replacing "
+                "it; this runs on SQLite and on Google's emulator",
+    "real_ordering": "the npm Firestore stand-in breaks order-by ties by insertion order, not by document id; "
+                     "this runs on SQLite and on Google's emulator",
+}
+
+#: Where Debian's google-cloud-cli-firestore-emulator package puts the launcher.
+_DEBIAN_SDK = Path("/usr/lib/google-cloud-sdk")
+_LAUNCHER = Path("platform/cloud-firestore-emulator/cloud_firestore_emulator")
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A running emulator: `host` is what FIRESTORE_EMULATOR_HOST would hold."""
+
+    kind: str  # "stand-in" | "google"
+    host: str
+
+    @property
+    def faithful(self) -> bool:
+        return self.kind == "google"
+
+    def gap(self, marker: str) -> str | None:
+        """Why a test with `marker` cannot run here, or None if it can."""
+        return None if self.faithful else STAND_IN_GAPS.get(marker)
+
+
+# ---------------------------------------------------------------------------- the npm stand-in
 
 
 def _installed() -> bool:
     return (EMULATOR_DIR / "node_modules" / "@firestore-emulator" / "server" / "package.json").is_file()
 
 
-def node_available() -> str | None:
+def stand_in_unavailable() -> str | None:
     """Say why the stand-in can't run, so callers can skip with a reason instead of erroring."""
     if shutil.which("node") is None:
-        return "node is not on PATH"
+        return "node is not on PATH, so the npm Firestore stand-in cannot run"
     if not _installed():
         if shutil.which("npm") is None:
             return "tests/emulator/node_modules is missing and npm is not on PATH"
         try:
             ensure_installed()
         except (OSError, subprocess.SubprocessError) as exc:
-            return f"npm install in tests/emulator failed: {exc}"
+            return f"npm ci in tests/emulator failed: {exc}"
     return None
 
 
 def ensure_installed() -> None:
-    """Install from the lockfile on first use: node_modules is git-ignored, so fresh clones and CI lack it."""
+    """Install from the lockfile on first use: node_modules is git-ignored, so fresh clones lack it."""
     if _installed():
         return
-    cmd = ["npm", "ci"] if (EMULATOR_DIR / "package-lock.json").is_file() else ["npm", "install"]
     subprocess.run(
-        [*cmd, "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=EMULATOR_DIR,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=EMULATOR_DIR, check=True, capture_output=True, text=True, timeout=300,
     )
 
 
-def _free_port() -> int:
+@contextmanager
+def start_stand_in() -> Iterator[Emulator]:
+    """A fresh, empty stand-in on a free loopback port, stopped on exit."""
+    ensure_installed()
+    port = free_port()
+    with _server(["node", "serve.mjs", str(port), "127.0.0.1"], EMULATOR_DIR, STAND_IN_READY,
+                 f"127.0.0.1:{port}") as host:
+        yield Emulator("stand-in", host)
+
+
+# ---------------------------------------------------------------------------- Google's emulator
+
+
+def google_launcher() -> Path | None:
+    """The gcloud component's launcher, if installed (it also needs java)."""
+    roots = [_DEBIAN_SDK]
+    if gcloud := shutil.which("gcloud"):
+        roots.insert(0, Path(gcloud).resolve().parent.parent)
+    for root in roots:
+        if (root / _LAUNCHER).is_file() and shutil.which("java"):
+            return root / _LAUNCHER
+    return None
+
+
+@contextmanager
+def start_google() -> Iterator[Emulator]:
+    """A fresh Google emulator on a free loopback port (~2 s to start), stopped on exit."""
+    launcher = google_launcher()
+    if launcher is None:
+        raise RuntimeError("Google's Firestore emulator is not installed (gcloud component "
+                           "cloud-firestore-emulator, plus java)")
+    port = free_port()
+    command = [str(launcher), "start", "--host=127.0.0.1", f"--port={port}"]
+    with _server(command, launcher.parent, GOOGLE_READY, f"127.0.0.1:{port}") as host:
+        yield Emulator("google", host)
+
+
+def identify(host: str) -> Emulator:
+    """Tell Google's emulator from the stand-in behind an address: only the former lists
+    collection ids. Needs grpc (the test environment has it)."""
+    import grpc  # type: ignore[import-untyped, unused-ignore]
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    client = firestore.Client(project="demo-identify", credentials=AnonymousCredentials())
+    client._emulator_host = host
+    try:
+        with grpc.insecure_channel(host) as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+        list(client.collections())
+    except gexc.Unknown:
+        return Emulator("stand-in", host)
+    finally:
+        client.close()
+    return Emulator("google", host)
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_grpc_ready(target: str, deadline: float) -> None:
-    """The ready line means the port is bound; a gRPC handshake proves the client will really connect."""
-    # grpc ships with google-cloud-firestore; imported late so node_available() works without it.
-    import grpc  # type: ignore[import-untyped, unused-ignore]
-
-    with grpc.insecure_channel(target) as channel:
-        grpc.channel_ready_future(channel).result(timeout=max(0.1, deadline - time.monotonic()))
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """Kill the whole session we started, so no stray server outlives the test run."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+def _port_open(host: str) -> bool:
+    name, _, port = host.rpartition(":")
+    with suppress(OSError), socket.create_connection((name, int(port)), timeout=1):
+        return True
+    return False
 
 
 @contextmanager
-def start_emulator() -> Iterator[str]:
-    """Yield "127.0.0.1:PORT" of a fresh, empty stand-in; suitable for FIRESTORE_EMULATOR_HOST."""
-    ensure_installed()
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["node", "serve.mjs", str(port), "127.0.0.1"],
-        cwd=EMULATOR_DIR,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def _server(command: Sequence[str], cwd: Path, ready_line: str, host: str) -> Iterator[str]:
+    """Run `command` in its own session until it prints `ready_line` and `host` accepts
+    connections; on exit kill the whole session, so no JVM or node outlives the run."""
+    proc = subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     ready = threading.Event()
     output: list[str] = []
 
     def pump() -> None:
-        # Keep draining stdout forever: a full pipe would block the server's console.error calls.
+        # Keep draining forever: a full pipe would block the emulator's logging.
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            if line.startswith(READY_PREFIX):
+            if ready_line in line:
                 ready.set()
 
-    reader = threading.Thread(target=pump, name="firestore-emulator-log", daemon=True)
+    reader = threading.Thread(target=pump, name=f"emulator-log-{host}", daemon=True)
     reader.start()
-    target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
-        while not ready.wait(0.05):
+        while not (ready.wait(0.05) and _port_open(host)):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Firestore stand-in did not start on {target}:\n{''.join(output)}")
-        _wait_grpc_ready(target, deadline)
-        yield target
+                raise RuntimeError(f"{command[0]} did not start on {host}:\n{''.join(output)}")
+        yield host
     finally:
-        _kill_group(proc)
-        reader.join(timeout=5)  # EOF follows the kill; closing first would race the reader
+        _kill_session(proc)
+        reader.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _kill_session(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    with suppress(ProcessLookupError):  # the JVM is a child of the launcher script
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def exec_google(command: Sequence[str]) -> int:
+    """Run `command` with FIRESTORE_EMULATOR_HOST pointing at a fresh Google emulator."""
+    started = time.monotonic()
+    with start_google() as emulator:
+        print(f"Google's Firestore emulator ready at {emulator.host} in {time.monotonic() - started:.1f} s",
+              file=sys.stderr, flush=True)
+        env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator.host}
+        return subprocess.run(list(command), env=env).returncode
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "exec-google" and argv[1] == "--" and argv[2:]:
+        return exec_google(argv[2:])
+    if argv == ["google-available"]:
+        return 0 if google_launcher() else 1
+    print("usage: firestore_emulator.py exec-google -- COMMAND... | google-available", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -22,6 +22,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 BIN = Path(sys.executable).parent
 
+#: Makes the environment for one `cachebash serve`/CLI run on the backend under test
+#: (the `server_env` fixture): CACHEBASH_STORE, and for Firestore the emulator and a fresh project.
+ServerEnv = Callable[[], dict[str, str]]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

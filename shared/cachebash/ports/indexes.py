@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cachebash.ports.store import Query
+from cachebash.ports.store import RANGE_OPS, Query
+
+ASCENDING, DESCENDING, CONTAINS = "ASCENDING", "DESCENDING", "CONTAINS"
+_EQUALITY_OPS = ("==", "in")
 
 
 @dataclass(frozen=True)
 class Index:
     collection_group: str
-    fields: tuple[tuple[str, str], ...]  # (field, "ASCENDING" | "DESCENDING")
+    fields: tuple[tuple[str, str], ...]  # (field, ASCENDING | DESCENDING | CONTAINS)
 
     @property
     def name(self) -> str:
@@ -24,7 +27,13 @@ class Index:
 
 
 def _index(group: str, *fields: str) -> Index:
-    return Index(group, tuple((f.lstrip("-"), "DESCENDING" if f.startswith("-") else "ASCENDING") for f in fields))
+    """`"-f"` is f descending; `"f[]"` is f as an array for `array_contains`."""
+    def mode(spec: str) -> tuple[str, str]:
+        if spec.endswith("[]"):
+            return spec[:-2], CONTAINS
+        return (spec[1:], DESCENDING) if spec.startswith("-") else (spec, ASCENDING)
+
+    return Index(group, tuple(mode(f) for f in fields))
 
 
 _QUEUE_ORDER = ("priorityRank", "createdAt")
@@ -49,43 +58,52 @@ def collection_group(query: Query) -> str:
 
 def needs_composite(query: Query) -> bool:
     """Firestore serves a query from its automatic single-field indexes when it filters or
-    orders on one field only, or has equality filters and no order; anything else needs a
-    composite index."""
+    orders on one field only, or has only equality-type filters (`==`, `in`,
+    `array_contains`, merged across fields) and no order; anything else needs a composite index."""
     fields = {f.field for f in query.filters} | {o.field for o in query.order_by}
     if len(fields) <= 1:
         return False
-    only_equalities = all(f.op in ("==", "in", "array_contains") for f in query.filters)
+    only_equalities = all(f.op in (*_EQUALITY_OPS, "array_contains") for f in query.filters)
     return not (only_equalities and not query.order_by)
 
 
-def serving_index(query: Query) -> Index | None:
-    """The declared index that serves `query`: equality fields first (in any order), then
-    the range/order fields in order, directions matching."""
+def serving_index(query: Query, indexes: tuple[Index, ...] | None = None) -> Index | None:
+    """The declared index that serves `query`: first its equality fields (in any order, any
+    direction) and `array_contains` fields (as CONTAINS), then its order-by fields in order
+    with matching directions. A range filter without an order-by orders by that field
+    ascending, as Firestore does. Exact match only: Firestore does not scan an index
+    backwards for a query, nor skip fields it does not constrain."""
     group = collection_group(query)
-    equality = {f.field for f in query.filters if f.op in ("==", "in", "array_contains")}
-    ordered = [(o.field, "DESCENDING" if o.descending else "ASCENDING") for o in query.order_by]
-    ranged = [f.field for f in query.filters if f.op not in ("==", "in", "array_contains")]
+    equality = {f.field for f in query.filters if f.op in _EQUALITY_OPS}
+    contains = {f.field for f in query.filters if f.op == "array_contains"}
+    ordered = [(o.field, DESCENDING if o.descending else ASCENDING) for o in query.order_by]
+    ranged = [f.field for f in query.filters if f.op in RANGE_OPS]
     if ranged and not ordered:
-        ordered = [(ranged[0], "ASCENDING")]
-    for index in INDEXES:
-        if index.collection_group != group:
+        ordered = [(ranged[0], ASCENDING)]
+    for index in INDEXES if indexes is None else indexes:
+        split = len(index.fields) - len(ordered)
+        if index.collection_group != group or split < 0:
             continue
-        head = {f for f, _ in index.fields[: len(index.fields) - len(ordered)]}
-        tail = list(index.fields[len(index.fields) - len(ordered):]) if ordered else []
-        if head == equality and tail == ordered:
+        head, tail = index.fields[:split], list(index.fields[split:])
+        head_equality = {f for f, mode in head if mode != CONTAINS}
+        head_contains = {f for f, mode in head if mode == CONTAINS}
+        if head_equality == equality and head_contains == contains and tail == ordered:
             return index
     return None
 
 
-def firestore_indexes_json() -> str:
+def firestore_indexes_json(indexes: tuple[Index, ...] = INDEXES) -> str:
     body = {
         "indexes": [
             {
                 "collectionGroup": index.collection_group,
                 "queryScope": "COLLECTION",
-                "fields": [{"fieldPath": f, "order": order} for f, order in index.fields],
+                "fields": [
+                    {"fieldPath": f, "arrayConfig": CONTAINS} if mode == CONTAINS else {"fieldPath": f, "order": mode}
+                    for f, mode in index.fields
+                ],
             }
-            for index in INDEXES
+            for index in indexes
         ],
         "fieldOverrides": [],
     }
