@@ -17,7 +17,9 @@ Exactly once: a story counts as released when its document holds the task id of 
 run, and the transaction that decides to release it also writes that id. Two releases racing
 both read the story, so the store lets only one commit and re-runs the other, which then
 finds it released. Never missed: every finish commits before its release runs, so the
-release that runs after the last finish of a wave sees the whole wave finished. In the cloud,
+release that runs after the last finish of a wave sees the whole wave finished; and should a
+release be lost (a handler crashed after the finish committed), `repair`, run by the
+periodic sweeper, hands the stories out after all. In the cloud,
 a Firestore trigger on `tenants/{t}/sprints/{s}/stories/{id}` may call `release` directly;
 it writes nothing when nothing is due, so it cannot loop.
 """
