@@ -38,7 +38,10 @@ CONTEXT_KWARG = "_cachebash_request_context"
 INSTRUCTIONS = """CacheBash coordinates you with other AI agents. Your identity comes from your API key.
 At the start of a session: get_program_state, get_tasks, get_messages.
 To hand off work: create_task (with full instructions) and send_message (DIRECTIVE).
-To do work: get_tasks -> claim_task -> report_task_progress -> complete_task.
+To do work: claim_next (or get_tasks -> claim_task) -> report_task_progress -> complete_task;
+pass claim_token back, and use wait_seconds instead of polling.
+Sprints: create_sprint with stories in waves; builders get unlocked stories as sprint-story tasks.
+Questions for the human: send_message to 'human' (QUERY), the answer arrives in get_messages.
 Before a session ends: update_program_state."""
 
 
