@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cachebash.adapters.sqlite_store import SqliteStore
+from cachebash.adapters.sqlite_store import SqliteStore, iter_collections
 from cachebash.bootstrap import embedded_runtime
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
@@ -23,6 +23,7 @@ from cachebash.services.runtime import Runtime
 from support.backends import Emulators
 from support.firestore_emulator import STAND_IN_GAPS, Emulator
 from support.query_guard import IndexReport, QueryRecorder
+from support.rules_file import rule_for_collection
 from support.server import ServerEnv
 
 BACKENDS = ("sqlite", "firestore-standin", "firestore-google")
@@ -122,9 +123,23 @@ def _every_query_has_its_index(request: pytest.FixtureRequest, query_recorder: Q
 
 
 @pytest.fixture
-def runtime(store: Store, clock: ManualClock, query_recorder: QueryRecorder) -> Runtime:
+def runtime(store: Store, clock: ManualClock, query_recorder: QueryRecorder, sqlite_path: Path) -> Iterator[Runtime]:
     store.observers.append(query_recorder.observe)
-    return embedded_runtime(store, clock, strict=True)
+    yield embedded_runtime(store, clock, strict=True)
+    if isinstance(store, SqliteStore):
+        _every_collection_is_named_in_the_rules(sqlite_path)
+
+
+def _every_collection_is_named_in_the_rules(sqlite_path: Path) -> None:
+    """Fail the test whose services wrote a collection firestore.rules does not name (SQLite
+    lists what was written; the test may have closed its own connection, so open another)."""
+    listing = SqliteStore(sqlite_path)
+    try:
+        unnamed = sorted(c for c in iter_collections(listing) if rule_for_collection(c) is None)
+    finally:
+        listing.close()
+    if unnamed:
+        pytest.fail(f"collections written but not named in firestore.rules: {unnamed}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

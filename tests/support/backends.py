@@ -34,8 +34,11 @@ class Emulators:
         host = os.environ.get("FIRESTORE_EMULATOR_HOST")
         if not host:
             return ("FIRESTORE_EMULATOR_HOST is not set; `bash .ci/run` starts Google's emulator for the "
-                    "suite (see README, 'Testing against Firestore')")
-        found = identify(host)
+                    "suite (README: 'The full suite against Google's emulator')")
+        try:
+            found = identify(host)
+        except Exception as exc:  # whatever stops us talking to it is the reason to give
+            return f"FIRESTORE_EMULATOR_HOST={host} does not answer as a Firestore emulator: {exc!r}"
         if not found.faithful:
             return f"FIRESTORE_EMULATOR_HOST={host} is the npm stand-in, not Google's emulator"
         return found

@@ -6,6 +6,13 @@ filters on one field only, order-by and a cursor. Transactions read first and wr
 and may be run again on contention, so the function passed to `run_transaction` must not
 have side effects outside the transaction. Adapters enforce all of this, so a service that
 works on SQLite also works on Firestore.
+
+Results come in order-by order, ties broken by document id in the direction of the last
+order-by (Firestore's implicit `__name__` order, which cursors rely on); with no order-by, by
+document id. Two differences adapters cannot hide, so services avoid them: order only by
+fields every matching document has (Firestore leaves out documents that lack an order-by
+field; SQLite sorts them first), and filter `== None` only on fields always written
+(Firestore matches stored nulls only; SQLite also matches a missing field).
 """
 
 from __future__ import annotations
