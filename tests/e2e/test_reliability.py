@@ -69,11 +69,20 @@ async def test_dead_letter_after_max_attempts_tells_the_creator(agents: AgentFac
     assert (await builder.fail("complete_task", taskId=task["taskId"]))["code"] == "TASK_FINISHED"
 
 
+@pytest.mark.real_transactions  # the retries race: one must see the other's record
+async def test_concurrent_idempotent_retries_create_one_task(agents: AgentFactory) -> None:
+    lead = await agents("lead")
+    args = {"title": "Once only", "target": "builder", "idempotency_key": "req-race"}
+    created = await asyncio.gather(*(lead.call("create_task", **args) for _ in range(8)))
+    assert len({c["taskId"] for c in created}) == 1
+    assert (await lead.call("get_tasks", target="builder", status="all"))["count"] == 1
+
+
 async def test_idempotent_retries_write_nothing_twice(agents: AgentFactory) -> None:
     lead = await agents("lead")
     builder = await agents("builder")
     args = {"title": "Once only", "target": "builder", "idempotency_key": "req-1"}
-    created = await asyncio.gather(*(lead.call("create_task", **args) for _ in range(8)))
+    created = [await lead.call("create_task", **args) for _ in range(3)]
     assert len({c["taskId"] for c in created}) == 1
     sent = [await lead.call("send_message", target="builder", message="once", idempotency_key="msg-1")
             for _ in range(2)]
