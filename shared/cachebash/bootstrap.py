@@ -103,7 +103,7 @@ def cloud_runtime(settings: Settings | None = None) -> Runtime:
         from cachebash.adapters.pubsub_bus import PubSubBus
         from cachebash.deploy import cloud_topics
 
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+        project = settings.firestore_project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
         runtime.bus = PubSubBus(project, cloud_topics())
     if os.environ.get("CACHEBASH_NOTIFIER", "fcm") == "fcm":
         from cachebash.adapters.fcm_notifier import FcmNotifier
