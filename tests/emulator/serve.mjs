@@ -41,5 +41,12 @@ const shutdown = () => {
 };
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
+// The test run holds our stdin open and never writes to it: end-of-file means it is gone
+// (even killed outright), so do not outlive it. Started with stdin from /dev/null, that EOF
+// comes at once, hence the opt-in flag.
+if (process.env.FIRESTORE_EMULATOR_EXIT_ON_EOF === "1") {
+  process.stdin.on("end", shutdown);
+  process.stdin.resume();
+}
 
 console.log(`FIRESTORE_EMULATOR_READY ${host}:${bound}`);

@@ -105,7 +105,7 @@ def start_stand_in() -> Iterator[Emulator]:
     ensure_installed()
     port = free_port()
     with _server(["node", "serve.mjs", str(port), "127.0.0.1"], EMULATOR_DIR, STAND_IN_READY,
-                 f"127.0.0.1:{port}") as host:
+                 f"127.0.0.1:{port}", exit_with_us=True) as host:
         yield Emulator("stand-in", host)
 
 
@@ -174,11 +174,16 @@ def _port_open(host: str) -> bool:
 
 
 @contextmanager
-def _server(command: Sequence[str], cwd: Path, ready_line: str, host: str) -> Iterator[str]:
+def _server(command: Sequence[str], cwd: Path, ready_line: str, host: str, *,
+            exit_with_us: bool = False) -> Iterator[str]:
     """Run `command` in its own session until it prints `ready_line` and `host` accepts
-    connections; on exit kill the whole session, so no JVM or node outlives the run."""
-    proc = subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    connections; on exit kill the whole session, so no JVM or node outlives the run.
+    `exit_with_us`: the server also exits when our end of its stdin closes, which covers
+    this process being killed before it can clean up (serve.mjs supports it)."""
+    env = {**os.environ, "FIRESTORE_EMULATOR_EXIT_ON_EOF": "1"} if exit_with_us else None
+    proc = subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.PIPE if exit_with_us else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=env)
     ready = threading.Event()
     output: list[str] = []
 
@@ -201,8 +206,9 @@ def _server(command: Sequence[str], cwd: Path, ready_line: str, host: str) -> It
     finally:
         _kill_session(proc)
         reader.join(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def _kill_session(proc: subprocess.Popen[str]) -> None:
@@ -218,8 +224,15 @@ def _kill_session(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _exit_on(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def exec_google(command: Sequence[str]) -> int:
     """Run `command` with FIRESTORE_EMULATOR_HOST pointing at a fresh Google emulator."""
+    # A cancelled CI job sends SIGTERM: turn it into an exit, so the emulator is stopped too.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on)
     started = time.monotonic()
     with start_google() as emulator:
         print(f"Google's Firestore emulator ready at {emulator.host} in {time.monotonic() - started:.1f} s",
