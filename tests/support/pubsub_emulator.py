@@ -4,6 +4,7 @@ from the Cloud SDK when this machine has it; otherwise tests skip with that reas
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ def unavailable() -> str | None:
         return None
     if not BINARY.exists():
         return f"PUBSUB_EMULATOR_HOST is not set and {BINARY} is not installed"
+    if shutil.which("java") is None:
+        return "PUBSUB_EMULATOR_HOST is not set and java (which the Pub/Sub emulator needs) is not on PATH"
     return None
 
 
