@@ -57,6 +57,18 @@ def sprint_waves(cloud_event: Any) -> None:
 
 
 @functions_framework.cloud_event
+def answered_question(cloud_event: Any) -> None:
+    """Firestore (task written): an answer the app wrote on a question task reaches the asker."""
+    cloud.on_item_written(cloud_event)
+
+
+@functions_framework.cloud_event
+def answered_message(cloud_event: Any) -> None:
+    """Firestore (message written): an answer the app wrote on a QUERY reaches the asker."""
+    cloud.on_item_written(cloud_event)
+
+
+@functions_framework.cloud_event
 def sweeper(cloud_event: Any) -> None:
     """Cloud Scheduler via Pub/Sub: take back expired leases, close expired tasks."""
     cloud.on_schedule(cloud_event)

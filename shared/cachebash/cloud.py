@@ -53,6 +53,21 @@ def on_story_written(cloud_event: Any) -> int:
     return len(out.tasks)
 
 
+def on_item_written(cloud_event: Any) -> bool:
+    """A task or message changed: deliver an answer the app wrote into it directly."""
+    import logging
+
+    from cachebash.interface.cloud_events import PoisonMessage, answerable_written
+    from cachebash.services.replies import deliver_app_answer
+
+    try:
+        where = answerable_written(cloud_event)
+    except PoisonMessage as exc:
+        logging.getLogger(__name__).error("%s; acknowledged without retry", exc)
+        return False
+    return where is not None and deliver_app_answer(runtime(), *where)
+
+
 def on_schedule(_: Any = None) -> dict[str, int]:
     from cachebash.services.sweeper import sweep
 

@@ -38,6 +38,8 @@ def cloud_topics() -> frozenset[str]:
 HTTP_FUNCTIONS: tuple[str, ...] = ("mcp", "keys", "replies")
 FIRESTORE_FUNCTIONS: dict[str, str] = {
     "sprint_waves": "tenants/{tenant}/sprints/{sprint}/stories/{story}",
+    "answered_question": "tenants/{tenant}/tasks/{task}",
+    "answered_message": "tenants/{tenant}/messages/{message}",
 }
 
 

@@ -67,17 +67,30 @@ def dispatch_pubsub(runtime: Runtime, cloud_event: Any) -> str:
     return "handled"
 
 
-def story_written(cloud_event: Any) -> tuple[str, str] | None:
-    """(tenant, sprint) of a `google.cloud.firestore.document.v1.written` event on a story
-    document, decoded from its protobuf `DocumentEventData`; None for any other document."""
+def written_document(cloud_event: Any) -> list[str]:
+    """The path segments (below `documents/`) of a `google.cloud.firestore.document.v1.written`
+    event, decoded from its protobuf `DocumentEventData`."""
     from google.events.cloud.firestore_v1 import DocumentEventData
 
     try:
         data = DocumentEventData.deserialize(cloud_event.data)
     except Exception as exc:  # protobuf raises several kinds; all mean the same here
         raise PoisonMessage(f"undecodable Firestore event {cloud_event['id']}: {exc!r}") from None
-    name = data.value.name or data.old_value.name
-    parts = name.split("/documents/", 1)[-1].split("/")
+    name = str(data.value.name or data.old_value.name)
+    return name.split("/documents/", 1)[-1].split("/")
+
+
+def story_written(cloud_event: Any) -> tuple[str, str] | None:
+    """(tenant, sprint) of a write to a story document; None for any other document."""
+    parts = written_document(cloud_event)
     if len(parts) == 6 and parts[0] == "tenants" and parts[2] == "sprints" and parts[4] == "stories":
         return parts[1], parts[3]
+    return None
+
+
+def answerable_written(cloud_event: Any) -> tuple[str, str, str] | None:
+    """(tenant, collection, id) of a write to a task or message; None for any other document."""
+    parts = written_document(cloud_event)
+    if len(parts) == 4 and parts[0] == "tenants" and parts[2] in ("tasks", "messages"):
+        return parts[1], parts[2], parts[3]
     return None

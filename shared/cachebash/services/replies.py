@@ -87,3 +87,39 @@ def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -
                "completedBy": HUMAN, "completedAt": now, "completedStatus": "SUCCESS", "result": text,
                "answer": text, "answeredAt": now, "answerMessageId": message_id}
     return changes
+
+
+def deliver_app_answer(rt: Runtime, tenant_id: str, collection: str, item_id: str) -> bool:
+    """An answer the app wrote straight into Firestore (the rules allow exactly `answer` and
+    `answeredAt`, once) is delivered like one sent through `reply`: a RESULT to the asker and,
+    for a question task, its completion. Run by the trigger on those documents; idempotent
+    (`answerMessageId` marks it delivered), so redeliveries and unrelated writes do nothing."""
+    now = rt.clock.iso()
+    path = tenant_path(tenant_id, collection, item_id)
+
+    def apply(tx: Transaction) -> str | None:
+        item = tx.get(path)
+        if item is None or item.get("target") != HUMAN or not item.get("answer") or item.get("answerMessageId"):
+            return None
+        is_task = collection == "tasks"
+        if is_task and (item.get("type") != TaskType.QUESTION.value or item["status"] != TaskStatus.CREATED.value):
+            return None
+        message_path, doc = _answer_message(rt, tenant_id, item["source"], item["answer"], item_id,
+                                            item.get("threadId"), now)
+        if is_task:
+            changes = _answered_task(item, item["answer"], doc["messageId"], now)
+            changes["answeredAt"] = item.get("answeredAt") or now
+        else:
+            changes = {"answerMessageId": doc["messageId"], "delivered": True,
+                       "deliveredAt": item.get("deliveredAt") or now}
+        tx.update(path, changes)
+        tx.create(message_path, doc)
+        return str(item["source"])
+
+    asker = rt.store.run_transaction(apply)
+    if asker is None:
+        return False
+    rt.bus.publish(Event(MESSAGES_DELIVERED, tenant_id, {"targets": [asker]}))
+    if collection == "tasks":
+        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": item_id, "status": "completed"}))
+    return True

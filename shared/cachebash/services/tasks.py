@@ -35,7 +35,7 @@ _PUBLIC_FIELDS = (
     "expiresAt", "claimedBy", "claimedAt", "sessionId", "startedAt", "progress", "progressNote",
     "completedStatus", "completedAt", "completedBy", "result", "errorCode", "errorClass",
     "tokensIn", "tokensOut", "costUsd", "model", "provider", "attempt", "maxAttempts", "claimToken",
-    "leaseExpiresAt", "availableAt", "lastError", "sprintId", "storyId",
+    "leaseExpiresAt", "availableAt", "lastError", "sprintId", "storyId", "answer", "answeredAt",
 )
 
 
