@@ -49,6 +49,8 @@ def test_every_workload_reports_its_figures_and_loses_nothing(tmp_path: Path) ->
     relay = work["relay"]
     assert relay["messagesSent"] > 0 and relay["messagesLost"] == 0
     assert relay["sendToReceive"]["p50Ms"] is not None
+    waiting = relay["sendToReceiveWaiting"]
+    assert waiting["messagesSent"] > 0 and waiting["messagesLost"] == 0 and waiting["p50Ms"] is not None
 
     scale = work["scale"]
     assert set(scale["phases"]) == {"300"}, "a preload below 1,000 is measured once"

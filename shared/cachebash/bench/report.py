@@ -103,6 +103,9 @@ def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
         e = s["sendToReceive"]
         lines.append(f"  messages: {s['messagesPerSecond']:,.0f}/s sent, {s['messagesLost']} lost; send->receive "
                      f"p50 {e['p50Ms']} ms, p95 {e['p95Ms']} ms, p99 {e['p99Ms']} ms")
+        w = s["sendToReceiveWaiting"]
+        lines.append(f"  with wait_seconds={w['waitSeconds']} (reader waits, woken by the send): send->receive "
+                     f"p50 {w['p50Ms']} ms, p95 {w['p95Ms']} ms, p99 {w['p99Ms']} ms; {w['messagesLost']} lost")
     if "tools" in s:
         lines += _tool_rows(s["tools"], base)
     if name == "scale":
