@@ -5,26 +5,14 @@ unlocks by itself."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
+from support.seeds import SEED_SPRINT
 from support.server import Agent, AgentFactory
 
 pytestmark = pytest.mark.anyio
 
-SEED_SPRINT: dict[str, Any] = {
-    "projectName": "Add user management",
-    "branch": "feature/user-management",
-    "stories": [
-        {"id": "story-1", "title": "Add database schema", "wave": 1},
-        {"id": "story-2", "title": "Add API endpoints", "wave": 1},
-        {"id": "story-3", "title": "Add tests", "wave": 1},
-        {"id": "story-4", "title": "Add UI", "wave": 2, "dependencies": ["story-2"]},
-        {"id": "story-5", "title": "Add error handling", "wave": 2},
-        {"id": "story-6", "title": "Add docs", "wave": 2},
-    ],
-}
 
 
 async def story_queue(agent: Agent) -> dict[str, str]:

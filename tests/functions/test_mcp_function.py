@@ -4,7 +4,6 @@ functions-framework's async (ASGI) support."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from cachebash import cloud
+from cachebash.bench.server import free_port
 from cachebash.domain.programs import CreateKey
 from cachebash.services import keys
 from cachebash.services.runtime import Runtime
@@ -51,9 +51,7 @@ def function_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
            "CACHEBASH_NOTIFIER": "log"}
     key = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "lead", "--admin", "--data-dir",
                           str(data)], capture_output=True, text=True, check=True, env=env).stdout.strip()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([str(BIN / "functions-framework"), "--target", "mcp", "--source", MAIN,
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -29,15 +29,7 @@ from cachebash.services import claims, relay, sprint_flow, sprints, tasks
 from cachebash.services.handlers import HANDLERS
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 from support.callers import make_caller
-
-SEED_STORIES: list[dict[str, Any]] = [
-    {"id": "story-1", "title": "Add database schema", "wave": 1},
-    {"id": "story-2", "title": "Add API endpoints", "wave": 1},
-    {"id": "story-3", "title": "Add tests", "wave": 1},
-    {"id": "story-4", "title": "Add UI", "wave": 2, "dependencies": ["story-2"]},
-    {"id": "story-5", "title": "Add error handling", "wave": 2},
-    {"id": "story-6", "title": "Add docs", "wave": 2},
-]
+from support.seeds import SEED_STORIES
 
 
 @pytest.fixture

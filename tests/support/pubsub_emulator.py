@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from cachebash.bench.server import free_port
 
 BINARY = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 READY = "Server started"
@@ -27,18 +28,12 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def pubsub_emulator() -> Iterator[str]:
     if host := os.environ.get("PUBSUB_EMULATOR_HOST"):
         yield host
         return
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(BINARY), "--host=127.0.0.1", f"--port={port}"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

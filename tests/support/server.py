@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,17 +19,13 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from cachebash.bench.server import free_port, stop_process
+
 BIN = Path(sys.executable).parent
 
 #: Makes the environment for one `cachebash serve`/CLI run on the backend under test
 #: (the `server_env` fixture): CACHEBASH_STORE, and for Firestore the emulator and a fresh project.
 ServerEnv = Callable[[], dict[str, str]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:
@@ -83,17 +78,7 @@ class ServerProcess:
             self.output.append(line)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc)
 
     def cli(self, *args: str) -> str:
         """Run `cachebash ...` against this server's data dir; returns stdout."""

@@ -38,9 +38,7 @@ class FcmNotifier(Notifier):
         self._app = app
 
     def _firebase(self) -> Any:
-        if self._app is None:
-            self._app = firebase_app()
-        return self._app
+        return self._app or firebase_app()
 
     def send(self, tokens: list[str], push: Push) -> int:
         if not tokens:

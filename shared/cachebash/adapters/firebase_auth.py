@@ -14,9 +14,7 @@ class FirebaseVerifier(IdTokenVerifier):
         self._app = app
 
     def _firebase(self) -> Any:
-        if self._app is None:
-            self._app = firebase_app()
-        return self._app
+        return self._app or firebase_app()
 
     def verify(self, token: str) -> str:
         from firebase_admin import auth

@@ -56,6 +56,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[str] | None) -> None:
+    """Terminate a server we started (kill it if it will not stop) and close its output pipe."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _http_json(url: str, method: str = "GET", timeout: float = 5) -> dict[str, Any]:
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -128,15 +143,7 @@ class SpawnedServer:
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.store.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
