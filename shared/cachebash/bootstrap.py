@@ -73,7 +73,7 @@ def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool =
     for topic, handlers in HANDLERS.items():
         for handler in handlers:
             bus.subscribe(topic, _bind(runtime, handler))
-    for topic in WAKING_TOPICS:
+    for topic in sorted({*WAKING_TOPICS, *HANDLERS}):  # every event may wake a console page; some wake agents too
         bus.subscribe(topic, lambda event: wake(signals, event))
     return runtime
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -34,30 +33,38 @@ def _runtime(settings: Settings) -> Runtime:
     return embedded_runtime(open_store(settings), policy=settings.policy)
 
 
-def client_config(url: str, key: str) -> str:
-    return json.dumps(
-        {"mcpServers": {"cachebash": {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {key}"}}}},
-        indent=2,
-    )
+def base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def console_link(runtime: Runtime, settings: Settings, tenant_id: str) -> str:
+    """A fresh one-time login link for the tenant's console (as Jupyter prints one)."""
+    from cachebash.services.console_auth import issue_login
+
+    return f"{base_url(settings)}/console/login?token={issue_login(runtime, tenant_id)}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cachebash.interface.client_configs import mcp_json
     from cachebash.interface.http_app import MCP_PATH, build_app
 
     settings = _settings(args)
     runtime = _runtime(settings)
-    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}{MCP_PATH}"
+    url = base_url(settings) + MCP_PATH
     if not runtime.store.query(Query(keys.KEYS).take(1)):
         created = keys.issue_key(runtime, keys.DEFAULT_TENANT, CreateKey(programId=ADMIN_PROGRAM, admin=True,
                                                                         label="first admin key"), "cli")
         print(f"First start: created an admin key for program '{ADMIN_PROGRAM}' (shown only once):\n")
         print(f"  {created['apiKey']}\n")
         print("MCP client config (.mcp.json for Claude Code, ~/.cursor/mcp.json for Cursor):")
-        print(client_config(url, created["apiKey"]))
+        print(mcp_json(url, created["apiKey"]))
         print("\nCreate one key per agent:  .venv/bin/cachebash keys create --program builder --group builders\n")
-    print(f"CacheBash serving MCP at {url} ({settings.describe_store()})", flush=True)
+    print(f"CacheBash serving MCP at {url} ({settings.describe_store()})")
+    print(f"Console (one-time login link; `cachebash console` prints a new one):\n  "
+          f"{console_link(runtime, settings, keys.DEFAULT_TENANT)}", flush=True)
     sweeper = start_sweeper(runtime, settings.sweep_seconds)
     try:
         # httptools, uvloop (picked by loop="auto" where installed: a dependency except on Windows)
@@ -67,6 +74,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     log_level="warning", http="httptools", loop="auto", access_log=False)
     finally:
         sweeper.stop()
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(console_link(_runtime(settings), settings, args.tenant))
     return 0
 
 
@@ -138,6 +151,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
     serve.set_defaults(func=cmd_serve)
+
+    console = sub.add_parser("console", help="print a fresh one-time login link to the web console")
+    console.add_argument("--tenant", default=keys.DEFAULT_TENANT)
+    console.add_argument("--host")
+    console.add_argument("--port", type=int)
+    console.add_argument("--data-dir")
+    console.set_defaults(func=cmd_console)
 
     sub.add_parser("indexes", help="print firestore.indexes.json for the queries the code makes").set_defaults(
         func=cmd_indexes)

@@ -40,6 +40,9 @@ class TaskEvent(StrEnum):
     RETRY = "retry"
     DEAD_LETTER = "dead_letter"
     EXPIRE = "expire"  # its ttl ran out before anyone claimed it
+    # The person stops work at any point before it ends (the console's Cancel). A finished task
+    # is never reopened: a retry by the person is a new task (`retryOf`).
+    ABORT = "abort"
 
 
 class Phase(StrEnum):
@@ -76,6 +79,9 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskEvent], TaskStatus] = {
     (S.CLAIMED, E.DEAD_LETTER): S.DEAD,
     (S.IN_PROGRESS, E.DEAD_LETTER): S.DEAD,
     (S.CREATED, E.EXPIRE): S.EXPIRED,
+    (S.CREATED, E.ABORT): S.CANCELLED,
+    (S.CLAIMED, E.ABORT): S.CANCELLED,
+    (S.IN_PROGRESS, E.ABORT): S.CANCELLED,
 }
 
 PHASES: dict[TaskStatus, Phase] = {

@@ -13,9 +13,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cachebash import __version__
 from cachebash.domain.errors import Unauthenticated
-from cachebash.interface import bench_routes, fast_path
+from cachebash.interface import bench_routes, console_routes, fast_path
+from cachebash.interface.console_routes import ConsoleConfig, ConsoleRoutes
 from cachebash.interface.fast_path import FastPath
 from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
+from cachebash.interface.owner_auth import OwnerAuth, SessionAuth
 from cachebash.interface.tools import all_tools
 from cachebash.services.keys import authenticate
 from cachebash.services.runtime import Runtime
@@ -82,13 +84,18 @@ def _transport_security(host: str) -> TransportSecuritySettings:
     )
 
 
-def build_app(runtime: Runtime, *, host: str = "127.0.0.1") -> Any:
+def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAuth | None = None,
+              console: ConsoleConfig | None = None) -> Any:
+    """MCP for agents at /v1/mcp; the console and the owner API for the person (signed in with a
+    console session unless `owner_auth` says otherwise, e.g. Firebase in the cloud)."""
     server = build_mcp_server(runtime)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 
     server.custom_route("/health", methods=["GET"])(health)
+    owner = owner_auth or SessionAuth(runtime)
+    console_routes.register(server, ConsoleRoutes(runtime, owner, console or ConsoleConfig()))
     if bench_routes.enabled():
         bench_routes.register(server, runtime)
 

@@ -49,6 +49,11 @@ INDEXES: tuple[Index, ...] = (
     _index("messages", "target", "delivered", "message_type", *_QUEUE_ORDER),
     _index("messages", "threadId", "createdAt"),
     _index("keys", "tenantId", "createdAt"),
+    # The owner's console: the task board (newest first, per phase, optionally per target) and the inbox.
+    _index("tasks", "phase", "-createdAt"),
+    _index("tasks", "target", "phase", "-createdAt"),
+    _index("tasks", "target", "type", "-createdAt"),
+    _index("messages", "target", "-createdAt"),
 )
 
 

@@ -12,6 +12,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
+# Console pages waiting for any change in their tenant (the owner API's long polling).
+OWNER_KEY = "owner"
+
 
 def queue_key(target: str) -> str:
     return f"queue:{target}"

@@ -22,6 +22,7 @@ KEY_PREFIX = "cb_"
 KEYS = "keys"
 DEFAULT_TENANT = "default"
 MAX_ACTIVE_KEYS = 25
+LAST_SEEN_EVERY_SECONDS = 60  # at most one `lastUsedAt` write per key per minute
 
 
 def hash_key(plaintext: str) -> str:
@@ -94,6 +95,7 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
     if not record.get("active"):
         raise Unauthenticated(f"API key {record['keyId']} was revoked at {record.get('revokedAt')}")
     program = rt.store.get(f"tenants/{record['tenantId']}/programs/{record['programId']}") or {}
+    _note_seen(rt, key_hash, record)
     return Caller(
         tenant_id=record["tenantId"],
         program_id=record["programId"],
@@ -101,6 +103,16 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         groups=tuple(program.get("groups", ())),
         key_id=record["keyId"],
     )
+
+
+def _note_seen(rt: Runtime, key_hash: str, record: dict[str, Any]) -> None:
+    """Presence for the console ("last seen"): a write only when the stored time is a minute old,
+    so a busy agent costs one write a minute, not one per call."""
+    last = record.get("lastUsedAt")
+    if isinstance(last, str) and last > rt.clock.iso(-LAST_SEEN_EVERY_SECONDS):
+        return
+    now = rt.clock.iso()
+    rt.store.run_transaction(lambda tx: tx.update(key_path(key_hash), {"lastUsedAt": now}))
 
 
 def _tenant_keys(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:
@@ -138,6 +150,23 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
 
     record = rt.store.run_transaction(revoke)
     return {"success": True, "keyId": key_id, "programId": record["programId"], "active": False}
+
+
+def rotate_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any]:
+    """A new key for the same program, groups, label and rights; the old one is revoked only
+    after the new one exists, so a failure never leaves the program without a key."""
+    query = Query(KEYS).where("tenantId", "==", tenant_id).where("keyId", "==", key_id)
+    docs = rt.store.query(query)
+    if not docs:
+        raise NotFound(f"no key {key_id} in this tenant", field="keyId")
+    old = docs[0].data
+    if not old.get("active"):
+        raise Conflict(f"key {key_id} was revoked at {old.get('revokedAt')}; create a new key instead",
+                       code="KEY_REVOKED", field="keyId")
+    cmd = CreateKey(programId=old["programId"], label=old.get("label"), admin=bool(old.get("admin")))
+    created = issue_key(rt, tenant_id, cmd, "owner")
+    revoke_tenant_key(rt, tenant_id, key_id)
+    return {**created, "rotated": key_id}
 
 
 def _require_admin(caller: Caller, what: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.ports.bus import Event
-from cachebash.ports.signals import Signals, inbox_key, queue_key
+from cachebash.ports.signals import OWNER_KEY, Signals, inbox_key, queue_key
 from cachebash.services.relay import MESSAGES_DELIVERED
 from cachebash.services.runtime import Caller
 from cachebash.services.tasks import TASK_QUEUED
 
 
 def wake(signals: Signals, event: Event) -> None:
+    signals.notify(event.tenant_id, [OWNER_KEY])  # any change may show on a console page that waits
     if event.topic == TASK_QUEUED and event.data.get("target"):
         signals.notify(event.tenant_id, [queue_key(event.data["target"])])
     elif event.topic == MESSAGES_DELIVERED:
