@@ -138,7 +138,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from cachebash.deploy import deploy
 
-    deploy(args.project, args.region, dry_run=args.dry_run)
+    web_config = Path(args.web_config).read_text() if args.web_config else None
+    deploy(args.project, args.region, dry_run=args.dry_run, web_config=web_config, vapid_key=args.vapid_key)
     return 0
 
 
@@ -166,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--project", required=True, help="Google Cloud / Firebase project id")
     deploy.add_argument("--region", default="us-central1", help="functions region (default us-central1)")
     deploy.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    deploy.add_argument("--web-config", metavar="JSON_FILE",
+                        help="the Firebase web app config (JSON) the console signs in with")
+    deploy.add_argument("--vapid-key", help="the project's web-push key, for console notifications")
     deploy.set_defaults(func=cmd_deploy)
 
     docs = sub.add_parser("docs", help="print the MCP tool reference (markdown)")

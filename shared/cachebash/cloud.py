@@ -91,12 +91,27 @@ def mcp_function() -> Any:
     from cachebash.asgi_function import AsgiFunction
 
     def build() -> tuple[Any, Any]:
+        from cachebash.config import Settings
+        from cachebash.interface.console_routes import ConsoleConfig
         from cachebash.interface.http_app import build_app
+        from cachebash.interface.owner_auth import FirebaseAuth
 
-        app = build_app(runtime(), host="0.0.0.0")
+        settings = Settings.from_env()
+        console = ConsoleConfig(firebase=settings.firebase_web or _default_firebase_web(settings),
+                                auth_emulator=settings.auth_emulator, vapid_key=settings.vapid_key)
+        app = build_app(runtime(), host="0.0.0.0", owner_auth=FirebaseAuth(verifier()), console=console)
         return app, app.app  # ApiKeyAuth around the SDK's Starlette app (whose lifespan must run)
 
     return AsgiFunction(build)
+
+
+def _default_firebase_web(settings: Any) -> dict[str, str] | None:
+    """Without a web app config, the project id alone is enough for the Auth emulator (which
+    takes any API key); a real deployment sets CACHEBASH_FIREBASE_CONFIG (`cachebash deploy`)."""
+    project = settings.firestore_project
+    if not project or not settings.auth_emulator:
+        return None
+    return {"apiKey": "emulator-only", "projectId": project, "authDomain": f"{project}.firebaseapp.com"}
 
 
 async def on_mcp(request: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ class Settings:
     firestore_database: str | None = None
     #: Append the shape of every query to this file (JSON lines), to check indexes against real traffic.
     query_log: Path | None = None
+    #: The Firebase web app config the console signs in with (cloud): JSON from CACHEBASH_FIREBASE_CONFIG.
+    firebase_web: dict[str, str] | None = None
+    #: The web-push VAPID key of the Firebase project; without it the console offers no push.
+    vapid_key: str | None = None
+    #: The Firebase Auth emulator the console's page connects to (tests, local runs).
+    auth_emulator: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,6 +47,10 @@ class Settings:
             firestore_project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or None,
             firestore_database=env.get("CACHEBASH_FIRESTORE_DATABASE") or None,
             query_log=Path(query_log) if query_log else None,
+            firebase_web=_json_setting("CACHEBASH_FIREBASE_CONFIG"),
+            vapid_key=env.get("CACHEBASH_VAPID_KEY") or None,
+            auth_emulator=f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}" if env.get("FIREBASE_AUTH_EMULATOR_HOST")
+            else None,
         )
 
     @property
@@ -53,6 +64,19 @@ class Settings:
         emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
         where = f"emulator {emulator}" if emulator else "Google Cloud"
         return f"Firestore project {self.firestore_project or '(from credentials)'} on {where}"
+
+
+def _json_setting(name: str) -> dict[str, str] | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a JSON object (the Firebase web app config)") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object (the Firebase web app config)")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def retry_policy_from_env() -> RetryPolicy:

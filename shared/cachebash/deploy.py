@@ -8,6 +8,7 @@ same code the tests ran.
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import subprocess
@@ -48,13 +49,22 @@ class Target:
     project: str
     region: str
     source: str = "<staged source>"
+    #: The Firebase web app config (JSON) the console signs in with; see README, "The console in the cloud".
+    web_config: str | None = None
+    #: The project's web-push VAPID key (Firebase console, Cloud Messaging); enables console push.
+    vapid_key: str | None = None
 
 
 def _env(target: Target) -> str:
-    return ",".join([
-        "CACHEBASH_STORE=firestore", "CACHEBASH_BUS=pubsub", "CACHEBASH_NOTIFIER=fcm",
-        f"GOOGLE_CLOUD_PROJECT={target.project}",
-    ])
+    values = ["CACHEBASH_STORE=firestore", "CACHEBASH_BUS=pubsub", "CACHEBASH_NOTIFIER=fcm",
+              f"GOOGLE_CLOUD_PROJECT={target.project}"]
+    if target.web_config:
+        values.append(f"CACHEBASH_FIREBASE_CONFIG={json.dumps(json.loads(target.web_config), separators=(',', ':'))}")
+    if target.vapid_key:
+        values.append(f"CACHEBASH_VAPID_KEY={target.vapid_key}")
+    if any("," in v for v in values):  # gcloud's alternate delimiter syntax, since the JSON has commas
+        return "^|^" + "|".join(values)
+    return ",".join(values)
 
 
 def _function(name: str, target: Target, *trigger: str) -> list[str]:
@@ -102,10 +112,11 @@ def stage(into: Path) -> Path:
     return into
 
 
-def deploy(project: str, region: str, *, dry_run: bool, run: bool = True) -> Sequence[list[str]]:
+def deploy(project: str, region: str, *, dry_run: bool, run: bool = True, web_config: str | None = None,
+           vapid_key: str | None = None) -> Sequence[list[str]]:
     with tempfile.TemporaryDirectory(prefix="cachebash-deploy-") as tmp:
         source = str(stage(Path(tmp))) if not dry_run else "<staged source>"
-        commands = plan(Target(project, region, source))
+        commands = plan(Target(project, region, source, web_config, vapid_key))
         for command in commands:
             print(shlex.join(command), flush=True)
             if run and not dry_run:

@@ -1,5 +1,5 @@
-"""The mobile app's HTTPS endpoints (the `keys` and `replies` functions): framework-neutral,
-so a Cloud Function (Flask request) or any other server can call them.
+"""The phone app's `keys` and `replies` functions: the owner API (`owner_api`) under the paths
+those functions have always had, so the phone, the console and scripts share one API.
 
 The caller is the human signed in to the app: a Firebase ID token in `Authorization: Bearer`,
 whose uid is the tenant. Nothing here accepts a tenant from the request body.
@@ -7,18 +7,16 @@ whose uid is the tenant. Nothing here accepts a tenant from the request body.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from cachebash.domain.errors import CacheBashError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from cachebash.domain.inputs import parse
-from cachebash.domain.programs import CreateKey
-from cachebash.ports.identity import IdTokenVerifier, InvalidIdToken
-from cachebash.services import keys, replies
+from cachebash.domain.errors import CacheBashError
+from cachebash.interface import owner_api
+from cachebash.interface.owner_api import OwnerRequest, Reply
+from cachebash.interface.owner_auth import FirebaseAuth
+from cachebash.ports.identity import IdTokenVerifier
 from cachebash.services.runtime import Runtime
 
-_STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409}
+__all__ = ["Reply", "Request", "keys_endpoint", "replies_endpoint"]
 
 
 @dataclass(frozen=True)
@@ -29,61 +27,20 @@ class Request:
     body: bytes
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: dict[str, Any]
-
-
-def _tenant(verifier: IdTokenVerifier, authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send the Firebase ID token as 'Authorization: Bearer <token>'")
+def _serve(runtime: Runtime, verifier: IdTokenVerifier, request: Request, owner_path: str) -> Reply:
     try:
-        return verifier.verify(token.strip())
-    except InvalidIdToken as exc:
-        raise Unauthenticated(f"invalid Firebase ID token: {exc}") from None
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except ValueError:
-        raise InvalidInput("body: not valid JSON", field="body") from None
-    if not isinstance(value, dict):
-        raise InvalidInput("body: must be a JSON object", field="body")
-    return value
-
-
-def _guard(handler: Any, runtime: Runtime, verifier: IdTokenVerifier, request: Request) -> Reply:
-    try:
-        tenant = _tenant(verifier, request.authorization)
-        return Reply(200, handler(runtime, tenant, request))
+        owner = FirebaseAuth(verifier).identify(None, request.authorization)
     except CacheBashError as exc:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-        return Reply(status, {"success": False, "error": exc.to_dict()})
-
-
-def _keys(runtime: Runtime, tenant: str, request: Request) -> dict[str, Any]:
-    parts = [p for p in request.path.split("/") if p and p != "keys"]
-    if request.method == "GET" and not parts:
-        return keys.list_tenant_keys(runtime, tenant)
-    if request.method == "POST" and not parts:
-        return keys.create_owner_key(runtime, tenant, parse(CreateKey, _json(request.body)))
-    if request.method == "DELETE" and len(parts) == 1:
-        return keys.revoke_tenant_key(runtime, tenant, parts[0])
-    raise NotFound(f"no route {request.method} {request.path}: use GET /, POST / or DELETE /<keyId>")
-
-
-def _replies(runtime: Runtime, tenant: str, request: Request) -> dict[str, Any]:
-    if request.method != "POST":
-        raise NotFound(f"no route {request.method} {request.path}: POST a reply")
-    return replies.reply(runtime, tenant, parse(replies.HumanReply, _json(request.body)))
+        return owner_api.error_reply(exc)
+    return owner_api.dispatch(runtime, owner.tenant_id, OwnerRequest(request.method, owner_path, {}, request.body))
 
 
 def keys_endpoint(runtime: Runtime, verifier: IdTokenVerifier, request: Request) -> Reply:
-    return _guard(_keys, runtime, verifier, request)
+    """`GET /`, `POST /`, `DELETE /<keyId>`, `POST /<keyId>/rotate`: the owner API's `/keys` routes."""
+    rest = "/".join(p for p in request.path.split("/") if p and p != "keys")
+    return _serve(runtime, verifier, request, "/keys" + (f"/{rest}" if rest else ""))
 
 
 def replies_endpoint(runtime: Runtime, verifier: IdTokenVerifier, request: Request) -> Reply:
-    return _guard(_replies, runtime, verifier, request)
+    """`POST /`: the owner API's `/replies`."""
+    return _serve(runtime, verifier, request, "/replies")
