@@ -14,6 +14,6 @@ from cachebash.services.runtime import Runtime, tenant_path
 
 def register(rt: Runtime, tenant_id: str, token: str, platform: str = "web") -> dict[str, Any]:
     device_id = hashlib.sha256(token.encode()).hexdigest()[:24]
-    doc = {"token": token, "platform": platform, "registeredAt": rt.clock.iso()}
+    doc = {"token": token, "platform": platform, "createdAt": rt.clock.iso()}
     rt.store.run_transaction(lambda tx: tx.set(tenant_path(tenant_id, "devices", device_id), doc))
     return {"success": True, "deviceId": device_id}
