@@ -54,6 +54,8 @@ INDEXES: tuple[Index, ...] = (
     _index("tasks", "target", "phase", "-createdAt"),
     _index("tasks", "target", "type", "-createdAt"),
     _index("messages", "target", "-createdAt"),
+    # Usage (services.usage): the tasks finished in a window, per finished phase, newest first.
+    _index("tasks", "phase", "-completedAt"),
 )
 
 
