@@ -24,7 +24,9 @@ class _RunApp(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        # functions-framework's catch-all route left its own path parameters in the scope; our
+        # app routes the path afresh, and Starlette would merge stale ones into its matches.
+        await self.app({**scope, "path_params": {}}, receive, send)
 
 
 class AsgiFunction:
