@@ -24,7 +24,15 @@ def runtime() -> Runtime:
 @cache
 def verifier() -> IdTokenVerifier:
     from cachebash.adapters.firebase_auth import FirebaseVerifier
+    from cachebash.config import Settings
 
+    # firebase-admin accepts the Auth emulator's unsigned tokens whenever it is configured, so
+    # anyone could sign in as anyone: only ever on a demo project (the emulator's convention).
+    settings = Settings.from_env()
+    project = settings.firestore_project or ""
+    if settings.auth_emulator and not project.startswith("demo-"):
+        raise RuntimeError("FIREBASE_AUTH_EMULATOR_HOST is set on project "
+                           f"'{project}': emulator sign-in is allowed only on 'demo-' projects")
     return FirebaseVerifier()
 
 
