@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cachebash.bench.server import free_port, stop_process
 from support.firebase_auth_emulator import create_user, sign_in
 from support.id_tokens import PROJECT
-from support.server import BIN
-
-MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+from support.server import function_process
 
 
 @pytest.fixture
@@ -31,23 +26,8 @@ def cloud_console(firebase_auth: str, tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "CACHEBASH_STORE": "sqlite", "CACHEBASH_DATA_DIR": str(tmp_path / "data"),
            "CACHEBASH_BUS": "inprocess", "CACHEBASH_NOTIFIER": "log", "GOOGLE_CLOUD_PROJECT": PROJECT,
            "FIREBASE_AUTH_EMULATOR_HOST": firebase_auth, "CACHEBASH_FIREBASE_CONFIG": json.dumps(web_config)}
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "functions-framework"), "--target", "mcp", "--source", MAIN,
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the mcp function did not start"
-            time.sleep(0.1)
+    with function_process("mcp", env) as base:
         yield base
-    finally:
-        stop_process(proc)
 
 
 def test_signing_in_with_firebase_opens_the_owners_console(cloud_console: str, firebase_auth: str,

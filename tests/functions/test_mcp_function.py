@@ -6,22 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from cachebash import cloud
-from cachebash.bench.server import free_port
 from cachebash.domain.programs import CreateKey
 from cachebash.services import keys
 from cachebash.services.runtime import Runtime
 from support.gcp import MAIN
-from support.server import Agent
+from support.server import Agent, function_process
 
 pytestmark = pytest.mark.anyio
 BIN = Path(sys.executable).parent
@@ -51,22 +48,8 @@ def function_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
            "CACHEBASH_NOTIFIER": "log"}
     key = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "lead", "--admin", "--data-dir",
                           str(data)], capture_output=True, text=True, check=True, env=env).stdout.strip()
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "functions-framework"), "--target", "mcp", "--source", MAIN,
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield f"{url}/v1/mcp", key
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with function_process("mcp", env) as base:
+        yield f"{base}/v1/mcp", key
 
 
 async def test_official_mcp_client_against_the_function(function_server: tuple[str, str]) -> None:

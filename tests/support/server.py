@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -139,3 +140,29 @@ class Agent:
 
 
 AgentFactory = Callable[..., Awaitable[Agent]]
+
+
+@contextmanager
+def function_process(target: str, env: dict[str, str]) -> Iterator[str]:
+    """`functions-framework --target TARGET` in its own process, as Cloud Run runs it; yields its
+    base URL once /health answers."""
+    from support.gcp import MAIN
+
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "functions-framework"), "--target", target, "--source", MAIN,
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"functions-framework --target {target} did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        stop_process(proc)
