@@ -88,7 +88,7 @@ def _svg(title: str, height: float, body: list[str], label: str | None = None) -
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {_fmt(height)}" width="100%" '
             f'role="img" aria-label="{aria}" preserveAspectRatio="xMidYMid meet" '
             f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11" '
-            f'fill="currentColor" style="display:block">')
+            f'fill="currentColor">')
     heading = f'<text x="4" y="16" font-size="13" font-weight="600">{text(title)}</text>'
     return "".join([head, f"<title>{aria}</title>", heading, *body, "</svg>"])
 
