@@ -14,7 +14,7 @@ from typing import Any
 from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, RevokeKey
-from cachebash.ports.store import Query, Transaction
+from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services.directory import register_program
 from cachebash.services.runtime import Caller, Runtime
 
@@ -135,17 +135,25 @@ def revoke_key(rt: Runtime, caller: Caller, cmd: RevokeKey) -> dict[str, Any]:
     return revoke_tenant_key(rt, caller.tenant_id, cmd.keyId)
 
 
+def _key_query(tenant_id: str, key_id: str) -> Query:
+    return Query(KEYS).where("tenantId", "==", tenant_id).where("keyId", "==", key_id)
+
+
+def _one_key(docs: list[Doc], key_id: str) -> tuple[str, dict[str, Any]]:
+    """The key a keyId names in the tenant, or NotFound (another tenant's keys are never found)."""
+    if not docs:
+        raise NotFound(f"no key {key_id} in this tenant", field="keyId")
+    return docs[0].path, docs[0].data
+
+
 def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any]:
-    query = Query(KEYS).where("tenantId", "==", tenant_id).where("keyId", "==", key_id)
+    query = _key_query(tenant_id, key_id)
     now = rt.clock.iso()
 
     def revoke(tx: Transaction) -> dict[str, Any]:
-        docs = tx.query(query)
-        if not docs:
-            raise NotFound(f"no key {key_id} in this tenant", field="keyId")
-        record = docs[0].data
+        path, record = _one_key(tx.query(query), key_id)
         if record.get("active"):
-            tx.update(docs[0].path, {"active": False, "revokedAt": now})
+            tx.update(path, {"active": False, "revokedAt": now})
         return record
 
     record = rt.store.run_transaction(revoke)
@@ -155,11 +163,8 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
 def rotate_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any]:
     """A new key for the same program, groups, label and rights; the old one is revoked only
     after the new one exists, so a failure never leaves the program without a key."""
-    query = Query(KEYS).where("tenantId", "==", tenant_id).where("keyId", "==", key_id)
-    docs = rt.store.query(query)
-    if not docs:
-        raise NotFound(f"no key {key_id} in this tenant", field="keyId")
-    old = docs[0].data
+    query = _key_query(tenant_id, key_id)
+    _, old = _one_key(rt.store.query(query), key_id)
     if not old.get("active"):
         raise Conflict(f"key {key_id} was revoked at {old.get('revokedAt')}; create a new key instead",
                        code="KEY_REVOKED", field="keyId")
