@@ -32,27 +32,38 @@ def replies(request: Any) -> tuple[dict[str, Any], int]:
     return cloud.on_replies(request)
 
 
+# Pub/Sub: each consumes the events its route names in the catalogue (cachebash/services/events.py)
+# and refuses any other; `cachebash.deploy.functions()` lists exactly the targets defined here.
+
 @functions_framework.cloud_event
 def fanout(cloud_event: Any) -> None:
-    """Pub/Sub: expand a group message into one copy per member."""
-    cloud.on_pubsub(cloud_event)
+    """MulticastSent: expand a group message into one copy per member."""
+    cloud.on_pubsub("fanout", cloud_event)
 
 
 @functions_framework.cloud_event
 def interrupts(cloud_event: Any) -> None:
-    """Pub/Sub: push urgent tasks, directives and questions to the owner's phone."""
-    cloud.on_pubsub(cloud_event)
+    """PushRequested: push urgent tasks, directives and questions to the owner's devices."""
+    cloud.on_pubsub("interrupts", cloud_event)
 
 
 @functions_framework.cloud_event
 def sprint_sync(cloud_event: Any) -> None:
-    """Pub/Sub: a finished task finishes its sprint story (if it is one)."""
-    cloud.on_pubsub(cloud_event)
+    """TaskFinished (of a sprint story's task): finish the story."""
+    cloud.on_pubsub("sprint_sync", cloud_event)
 
 
 @functions_framework.cloud_event
+def sweeper(cloud_event: Any) -> None:
+    """SweepDue (Cloud Scheduler): take back expired leases, close expired tasks, redeliver the outbox."""
+    cloud.on_pubsub("sweeper", cloud_event)
+
+
+# Firestore: the document write is the event.
+
+@functions_framework.cloud_event
 def sprint_waves(cloud_event: Any) -> None:
-    """Firestore (story written): unlock the stories whose wave and dependencies are done."""
+    """StoryChanged (a story written): unlock the stories whose wave and dependencies are done."""
     cloud.on_story_written(cloud_event)
 
 
@@ -66,9 +77,3 @@ def answered_question(cloud_event: Any) -> None:
 def answered_message(cloud_event: Any) -> None:
     """Firestore (message written): an answer the app wrote on a QUERY reaches the asker."""
     cloud.on_item_written(cloud_event)
-
-
-@functions_framework.cloud_event
-def sweeper(cloud_event: Any) -> None:
-    """Cloud Scheduler via Pub/Sub: take back expired leases, close expired tasks."""
-    cloud.on_schedule(cloud_event)

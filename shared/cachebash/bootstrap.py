@@ -13,12 +13,14 @@ from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.adapters.periodic import Periodic
 from cachebash.config import STORES, Settings
 from cachebash.domain.retry import RetryPolicy
-from cachebash.ports.bus import Event
+from cachebash.ports.bus import Bus, Event
 from cachebash.ports.clock import Clock, SystemClock
+from cachebash.ports.notifier import Notifier
 from cachebash.ports.store import Query, QueryObserver, Store
+from cachebash.services.events import pubsub_functions
 from cachebash.services.handlers import HANDLERS, EventHandler
 from cachebash.services.runtime import Runtime
-from cachebash.services.wakeups import WAKING_TOPICS, wake
+from cachebash.services.wakeups import WakingBus
 
 
 def open_store(settings: Settings) -> Store:
@@ -61,21 +63,30 @@ def query_logger(path: Path) -> QueryObserver:
     return log
 
 
-def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool = False,
-                     policy: RetryPolicy | None = None) -> Runtime:
-    """A runtime whose events are handled in-process right after each commit, and whose
-    waiting callers are woken in-process too."""
-    bus = InProcessBus(strict=strict)
+def build_runtime(settings: Settings | None = None, *, store: Store | None = None, bus: Bus | None = None,
+                  notifier: Notifier | None = None, clock: Clock | None = None, strict: bool = False) -> Runtime:
+    """A runtime composed from its parts; whatever is not given comes from `settings`.
+
+    Without a bus, events are handled in-process right after each commit. Whatever the bus,
+    it is wrapped so this process wakes its own waiting callers at once."""
+    settings = settings or Settings()
+    store = store or open_store(settings)
     # A store that other processes also write (Firestore) needs polling besides local wake-ups.
     signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
-    runtime = Runtime(store=store, bus=bus, clock=clock or SystemClock(), policy=policy or RetryPolicy(),
-                      signals=signals, notifier=LogNotifier())
-    for topic, handlers in HANDLERS.items():
-        for handler in handlers:
-            bus.subscribe(topic, _bind(runtime, handler))
-    for topic in sorted({*WAKING_TOPICS, *HANDLERS}):  # every event may wake a console page; some wake agents too
-        bus.subscribe(topic, lambda event: wake(signals, event))
+    inner = bus or InProcessBus()
+    runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock or SystemClock(), policy=settings.policy,
+                      signals=signals, notifier=notifier or LogNotifier(), strict=strict)
+    if isinstance(inner, InProcessBus):
+        for kind, handlers in HANDLERS.items():
+            for handler in handlers:
+                inner.subscribe(kind.topic, _bind(runtime, handler))
     return runtime
+
+
+def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool = False,
+                     policy: RetryPolicy | None = None) -> Runtime:
+    """The embedded server's runtime on `store` (tests pass their own store and clock)."""
+    return build_runtime(Settings(policy=policy or RetryPolicy()), store=store, clock=clock, strict=strict)
 
 
 def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:
@@ -93,20 +104,24 @@ def start_sweeper(runtime: Runtime, interval: float) -> Periodic:
     return Periodic(interval, lambda: sweep(runtime), name="cachebash-sweeper").start()
 
 
-def cloud_runtime(settings: Settings | None = None) -> Runtime:
+def cloud_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
     """The runtime a Cloud Function uses: events go to Pub/Sub (each topic triggers its
     function) and pushes to FCM. CACHEBASH_BUS=inprocess / CACHEBASH_NOTIFIER=log run the
     same functions without Google services (tests, local emulation)."""
     settings = settings or Settings.from_env()
-    runtime = embedded_runtime(open_store(settings), policy=settings.policy)
-    if os.environ.get("CACHEBASH_BUS", "pubsub") == "pubsub":
+    bus: Bus | None = None
+    if (settings.bus or "pubsub") == "pubsub":
         from cachebash.adapters.pubsub_bus import PubSubBus
-        from cachebash.deploy import cloud_topics
 
-        project = settings.firestore_project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-        runtime.bus = PubSubBus(project, cloud_topics())
-    if os.environ.get("CACHEBASH_NOTIFIER", "fcm") == "fcm":
+        bus = PubSubBus(settings.firestore_project or "", pubsub_topics())
+    notifier: Notifier | None = None
+    if (settings.notifier or "fcm") == "fcm":
         from cachebash.adapters.fcm_notifier import FcmNotifier
 
-        runtime.notifier = FcmNotifier()
-    return runtime
+        notifier = FcmNotifier()
+    return build_runtime(settings, bus=bus, notifier=notifier, clock=clock)
+
+
+def pubsub_topics() -> frozenset[str]:
+    """The event topics a Pub/Sub function consumes: the only ones the cloud publishes."""
+    return frozenset(kind.topic for kinds in pubsub_functions().values() for kind in kinds)

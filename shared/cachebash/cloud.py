@@ -10,15 +10,31 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cachebash.ports.clock import Clock
     from cachebash.ports.identity import IdTokenVerifier
     from cachebash.services.runtime import Runtime
 
 
-@cache
-def runtime() -> Runtime:
-    from cachebash.bootstrap import cloud_runtime
+_runtime: Runtime | None = None
 
-    return cloud_runtime()
+
+def runtime(clock: Clock | None = None) -> Runtime:
+    """The instance's runtime, built on first use. A test passes its own clock (the runtime is
+    then rebuilt with it), so leases lapse when the test says, not after a sleep."""
+    global _runtime
+    if _runtime is None or (clock is not None and _runtime.clock is not clock):
+        from cachebash.bootstrap import cloud_runtime
+
+        _runtime = cloud_runtime(clock=clock)
+    return _runtime
+
+
+def reset() -> None:
+    """Forget the instance's runtime and verifier (tests change the environment between them)."""
+    global _runtime
+    _runtime = None
+    verifier.cache_clear()
+    mcp_function.cache_clear()
 
 
 @cache
@@ -36,15 +52,17 @@ def verifier() -> IdTokenVerifier:
     return FirebaseVerifier()
 
 
-def on_pubsub(cloud_event: Any) -> str:
+def on_pubsub(function: str, cloud_event: Any) -> str:
+    """A Pub/Sub-triggered function: runs the handlers of the events `function` consumes (the
+    catalogue, `services/events.py`, says which) and refuses any other."""
     from cachebash.interface.cloud_events import dispatch_pubsub
 
-    return dispatch_pubsub(runtime(), cloud_event)
+    return dispatch_pubsub(runtime(), function, cloud_event)
 
 
 def on_story_written(cloud_event: Any) -> int:
-    """A story document changed: hand out whatever it unlocked (writes nothing when nothing
-    is due, so the trigger's own writes end the chain)."""
+    """A story document changed (the cloud route of `StoryChanged`): hand out whatever it
+    unlocked (writes nothing when nothing is due, so the trigger's own writes end the chain)."""
     import logging
 
     from cachebash.interface.cloud_events import PoisonMessage, story_written
@@ -74,12 +92,6 @@ def on_item_written(cloud_event: Any) -> bool:
         logging.getLogger(__name__).error("%s; acknowledged without retry", exc)
         return False
     return where is not None and deliver_app_answer(runtime(), *where)
-
-
-def on_schedule(_: Any = None) -> dict[str, int]:
-    from cachebash.services.sweeper import sweep
-
-    return sweep(runtime())
 
 
 def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int]:

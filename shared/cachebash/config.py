@@ -10,6 +10,8 @@ from pathlib import Path
 from cachebash.domain.retry import RetryPolicy
 
 STORES = ("sqlite", "firestore")
+BUSES = ("inprocess", "pubsub")
+NOTIFIERS = ("log", "fcm")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Settings:
     vapid_key: str | None = None
     #: The Firebase Auth emulator the console's page connects to (tests, local runs).
     auth_emulator: str | None = None
+    #: Where events go: "inprocess" (handlers run in this process) or "pubsub"; None: the
+    #: runtime's own default (embedded in-process, Cloud Functions Pub/Sub).
+    bus: str | None = None
+    #: Where pushes go: "log" or "fcm"; None: the runtime's default (embedded log, cloud FCM).
+    notifier: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +58,8 @@ class Settings:
             vapid_key=env.get("CACHEBASH_VAPID_KEY") or None,
             auth_emulator=f"http://{env['FIREBASE_AUTH_EMULATOR_HOST']}" if env.get("FIREBASE_AUTH_EMULATOR_HOST")
             else None,
+            bus=_choice("CACHEBASH_BUS", BUSES),
+            notifier=_choice("CACHEBASH_NOTIFIER", NOTIFIERS),
         )
 
     @property
@@ -64,6 +73,13 @@ class Settings:
         emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
         where = f"emulator {emulator}" if emulator else "Google Cloud"
         return f"Firestore project {self.firestore_project or '(from credentials)'} on {where}"
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = os.environ.get(name) or None
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _json_setting(name: str) -> dict[str, str] | None:

@@ -17,31 +17,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cachebash.adapters.pubsub_bus import topic_id
+from cachebash.adapters.pubsub_bus import encode, topic_id
+from cachebash.services.events import SweepDue, document_functions, pubsub_functions
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "python311"
-SWEEP_TOPIC = "sweeper.tick"
+SWEEP_TOPIC = SweepDue.topic
 
-# Pub/Sub-triggered functions and the event topics each consumes.
+#: Pub/Sub-triggered functions and the event topics each consumes (from the catalogue).
 PUBSUB_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "fanout": ("relay.multicast",),
-    "interrupts": ("push.requested",),
-    "sprint_sync": ("task.completed",),
-    "sweeper": (SWEEP_TOPIC,),
+    name: tuple(kind.topic for kind in kinds) for name, kinds in pubsub_functions().items()
 }
-
-
-def cloud_topics() -> frozenset[str]:
-    """Event topics with a function consuming them: the only ones the cloud publishes.
-    (Story changes reach `sprint_waves` through its Firestore trigger instead.)"""
-    return frozenset(t for consumed in PUBSUB_FUNCTIONS.values() for t in consumed if t != SWEEP_TOPIC)
 HTTP_FUNCTIONS: tuple[str, ...] = ("mcp", "keys", "replies")
-FIRESTORE_FUNCTIONS: dict[str, str] = {
-    "sprint_waves": "tenants/{tenant}/sprints/{sprint}/stories/{story}",
-    "answered_question": "tenants/{tenant}/tasks/{task}",
-    "answered_message": "tenants/{tenant}/messages/{message}",
-}
+#: Firestore-triggered functions and the document pattern each watches (from the catalogue).
+FIRESTORE_FUNCTIONS: dict[str, str] = document_functions()
+
+
+def functions() -> tuple[str, ...]:
+    """Every Cloud Function, by target name; `functions/main.py` defines exactly these."""
+    return (*HTTP_FUNCTIONS, *PUBSUB_FUNCTIONS, *FIRESTORE_FUNCTIONS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,8 @@ def plan(target: Target) -> list[list[str]]:
         commands.append(_function(name, target, "--trigger-http", "--allow-unauthenticated",
                                   *(["--concurrency=80", "--cpu=1"] if name == "mcp" else [])))
     for name, consumed in PUBSUB_FUNCTIONS.items():
-        commands.append(_function(name, target, f"--trigger-topic={topic_id(consumed[0])}", "--retry"))
+        (topic,) = consumed  # a function has one trigger: the catalogue gives each Pub/Sub function one topic
+        commands.append(_function(name, target, f"--trigger-topic={topic_id(topic)}", "--retry"))
     for name, pattern in FIRESTORE_FUNCTIONS.items():
         commands.append(_function(
             name, target, "--trigger-event-filters=type=google.cloud.firestore.document.v1.written",
@@ -98,17 +93,22 @@ def plan(target: Target) -> list[list[str]]:
         ))
     commands.append([
         "gcloud", "scheduler", "jobs", "create", "pubsub", "cachebash-sweeper", "--schedule=* * * * *",
-        f"--topic={topic_id(SWEEP_TOPIC)}", '--message-body={"topic":"sweeper.tick","tenantId":"-"}',
+        f"--topic={topic_id(SWEEP_TOPIC)}", f"--message-body={scheduler_body()}",
         f"--location={target.region}", f"--project={target.project}",
     ])
     return commands
+
+
+def scheduler_body() -> str:
+    """What Cloud Scheduler publishes each minute: a `SweepDue` event, as `PubSubBus` encodes one."""
+    return encode(SweepDue("-")).decode()
 
 
 def stage(into: Path) -> Path:
     shutil.copy(REPO / "functions" / "main.py", into / "main.py")
     shutil.copy(REPO / "functions" / "requirements.txt", into / "requirements.txt")
     shutil.copytree(REPO / "shared" / "cachebash", into / "cachebash",
-                    ignore=shutil.ignore_patterns("__pycache__", "bench"))
+                    ignore=shutil.ignore_patterns("__pycache__", "bench", "cloud_local"))
     return into
 
 

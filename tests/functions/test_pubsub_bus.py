@@ -11,7 +11,7 @@ from cloudevents.http import CloudEvent
 
 from cachebash.adapters.pubsub_bus import PubSubBus, topic_id
 from cachebash.interface.cloud_events import event_from_pubsub
-from cachebash.ports.bus import Event
+from cachebash.services.events import MessagesDelivered, MulticastSent
 from support import pubsub_emulator
 
 PROJECT = "demo-cachebash"
@@ -36,9 +36,9 @@ def test_published_events_round_trip_through_pubsub(emulator: str, monkeypatch: 
     subscriber.create_subscription(name=subscription, topic=topic)
 
     bus = PubSubBus(PROJECT, {"relay.multicast"}, client=publisher)
-    sent = Event("relay.multicast", "tenant-1", {"multicastId": "m-1"})
+    sent = MulticastSent("tenant-1", multicast_id="m-1")
     bus.publish(sent)
-    bus.publish(Event("relay.delivered", "tenant-1", {"targets": ["x"]}))  # no cloud handler: not published
+    bus.publish(MessagesDelivered("tenant-1", targets=["x"]))  # local only: not published
 
     pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=10).received_messages
     assert len(pulled) == 1

@@ -13,9 +13,8 @@ from cachebash.domain.inputs import parse
 from cachebash.domain.sprints import CreateSprint, SprintRef
 from cachebash.domain.tasks import ClaimTask, CompleteTask
 from cachebash.services import claims, sprints
+from cachebash.services.events import StoryChanged, TaskFinished
 from cachebash.services.runtime import Runtime
-from cachebash.services.sprint_flow import STORY_CHANGED
-from cachebash.services.tasks import TASK_FINISHED
 from support.callers import make_caller
 from support.gcp import Outbox, app, pubsub_event
 
@@ -49,12 +48,12 @@ def test_story_task_completion_then_story_trigger_unlocks_wave_two(cloud_env: Ru
     first_task = next(s["taskId"] for w in view["waves"] for s in w["stories"] if s["storyId"] == "s1")
     claims.claim_task(cloud_env, builder, ClaimTask(taskId=first_task))
     claims.complete_task(cloud_env, builder, CompleteTask(taskId=first_task))
-    finished = next(e for e in outbox.events if e.topic == TASK_FINISHED)
+    finished = next(e for e in outbox.events if isinstance(e, TaskFinished))
 
     sync = app("sprint_sync", "cloudevent")
     assert sync.post("/", **pubsub_event(finished)).status_code == 200
     assert sync.post("/", **pubsub_event(finished)).status_code == 200, "redelivered: no second change"
-    assert [e.topic for e in outbox.events].count(STORY_CHANGED) == 1
+    assert [type(e) for e in outbox.events].count(StoryChanged) == 1
     waves = sprints.get_sprint(cloud_env, lead, SprintRef(sprintId=sprint_id))["waves"]
     assert [s["status"] for w in waves for s in w["stories"]] == ["complete", "queued"]
     assert all("taskId" not in s for s in waves[1]["stories"]), "wave 2 still locked: no task yet"

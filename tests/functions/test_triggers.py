@@ -6,13 +6,17 @@ from typing import Any
 
 import pytest
 
+from cachebash import cloud
 from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.domain.inputs import parse
 from cachebash.domain.messages import GetMessages, SendMessage
 from cachebash.domain.tasks import ClaimTask, CreateTask, TaskRef
-from cachebash.ports.bus import Event
+from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Query
-from cachebash.services import claims, interrupts, relay, tasks
+from cachebash.services import claims, relay, sweeper, tasks
+from cachebash.services import outbox as outbox_service
+from cachebash.services.events import MulticastSent, PushRequested, SweepDue
+from cachebash.services.handlers import HANDLERS
 from cachebash.services.runtime import Runtime, tenant_path
 from support.callers import make_caller
 from support.gcp import Outbox, app, pubsub_event, raw_pubsub
@@ -21,8 +25,11 @@ from support.id_tokens import id_token
 
 @pytest.fixture
 def outbox(cloud_env: Runtime) -> Outbox:
-    cloud_env.bus = Outbox()
-    return cloud_env.bus
+    """Records what the runtime would publish; `outbox.original` is the in-process bus it replaced."""
+    recorder = Outbox()
+    recorder.original = cloud_env.bus
+    cloud_env.bus = recorder
+    return recorder
 
 
 def copies(rt: Runtime, multicast_id: str) -> list[str]:
@@ -36,7 +43,7 @@ def test_fanout_expands_once_even_when_delivered_twice(cloud_env: Runtime, outbo
         make_caller(cloud_env, name, groups=("builders",))
     sent = relay.send_message(cloud_env, sender, parse(SendMessage, {"target": "builders", "message": "go"}))
     assert copies(cloud_env, sent["multicastId"]) == [], "nothing expanded before the function runs"
-    event = next(e for e in outbox.events if e.topic == relay.MULTICAST_TOPIC)
+    event = next(e for e in outbox.events if isinstance(e, MulticastSent))
     client = app("fanout", "cloudevent")
     payload = pubsub_event(event)
     assert client.post("/", **payload).status_code == 200
@@ -52,15 +59,31 @@ def test_poison_message_is_acknowledged_not_retried(cloud_env: Runtime) -> None:
     assert client.post("/", **raw_pubsub(b'{"topic": "relay.multicast"}')).status_code == 200
 
 
-def test_failing_handler_is_retried_until_the_event_is_too_old(cloud_env: Runtime, outbox: Outbox) -> None:
+def test_failing_handler_is_retried_then_parked_in_the_outbox(
+        cloud_env: Runtime, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
     sender = make_caller(cloud_env, "architect")
+    make_caller(cloud_env, "b1", groups=("builders",))
     sent = relay.send_message(cloud_env, sender, parse(SendMessage, {"target": "builders", "message": "go"}))
-    event = next(e for e in outbox.events if e.topic == relay.MULTICAST_TOPIC)
-    cloud_env.store.close()  # the store is down: the handler fails
+    event = next(e for e in outbox.events if isinstance(e, MulticastSent))
+
+    def broken(rt: Runtime, event: MulticastSent) -> None:
+        raise RuntimeError("the handler's dependency is down")
+
+    monkeypatch.setitem(HANDLERS, MulticastSent, [broken])
     client = app("fanout", "cloudevent")
     assert client.post("/", **pubsub_event(event)).status_code == 500, "raised, so Pub/Sub retries"
-    assert client.post("/", **pubsub_event(event, age_seconds=7200)).status_code == 200, "old: dropped"
-    assert sent["multicastId"]
+    assert client.post("/", **pubsub_event(event, age_seconds=7200)).status_code == 200, "old: acknowledged"
+    parked = cloud_env.store.query(Query(tenant_path("default", "outbox")))
+    assert [(d.data["topic"], d.data["data"]) for d in parked] == [("relay.multicast", event.data)], "kept, not lost"
+    assert copies(cloud_env, sent["multicastId"]) == []
+    monkeypatch.undo()
+    cloud_env.bus = outbox.original
+    assert sweeper.sweep(cloud_env)["eventsRedelivered"] == 0, "parked with a back-off"
+    clock = ManualClock(cloud_env.clock.now())
+    clock.advance(outbox_service.backoff(1) + 1)
+    cloud_env.clock = clock
+    assert sweeper.sweep(cloud_env)["eventsRedelivered"] == 1
+    assert copies(cloud_env, sent["multicastId"]) == ["b1"]
 
 
 def test_interrupts_push_to_the_owners_devices(cloud_env: Runtime, outbox: Outbox) -> None:
@@ -70,7 +93,7 @@ def test_interrupts_push_to_the_owners_devices(cloud_env: Runtime, outbox: Outbo
     agent = make_caller(cloud_env, "architect")
     tasks.create_task(cloud_env, agent, parse(CreateTask, {"title": "Prod down", "target": "ops",
                                                            "action": "interrupt"}))
-    push = next(e for e in outbox.events if e.topic == interrupts.PUSH_TOPIC)
+    push = next(e for e in outbox.events if isinstance(e, PushRequested))
     client = app("interrupts", "cloudevent")
     payload = pubsub_event(push)
     assert client.post("/", **payload).status_code == 200
@@ -79,18 +102,32 @@ def test_interrupts_push_to_the_owners_devices(cloud_env: Runtime, outbox: Outbo
                                                                         "Prod down")]
 
 
-def test_sweeper_takes_back_expired_leases(cloud_env: Runtime, outbox: Outbox) -> None:
-    lead = make_caller(cloud_env, "lead")
-    worker = make_caller(cloud_env, "worker")
-    task_id = tasks.create_task(cloud_env, lead, parse(CreateTask, {"title": "x", "target": "worker"}))["taskId"]
-    claims.claim_task(cloud_env, worker, ClaimTask(taskId=task_id, lease_seconds=1))
-    import time
-
-    time.sleep(1.1)
-    tick = pubsub_event(Event("scheduler.tick", "-", {}))
+def test_sweeper_takes_back_expired_leases(cloud_env: Runtime) -> None:
+    clock = ManualClock()
+    rt = cloud.runtime(clock)  # the functions' runtime, on the test's clock: no sleeping for a lease
+    lead = make_caller(rt, "lead")
+    worker = make_caller(rt, "worker")
+    task_id = tasks.create_task(rt, lead, parse(CreateTask, {"title": "x", "target": "worker"}))["taskId"]
+    claims.claim_task(rt, worker, ClaimTask(taskId=task_id, lease_seconds=30))
+    clock.advance(31)
+    tick = pubsub_event(SweepDue("-"))
     assert app("sweeper", "cloudevent").post("/", **tick).status_code == 200
-    task = tasks.get_task(cloud_env, lead, TaskRef(taskId=task_id))["task"]
+    task = tasks.get_task(rt, lead, TaskRef(taskId=task_id))["task"]
     assert (task["status"], task["attempt"]) == ("created", 2)
+    rt.store.close()
+
+
+def test_a_pubsub_function_refuses_events_it_does_not_consume(cloud_env: Runtime, outbox: Outbox) -> None:
+    phone = cloud_env.notifier
+    assert isinstance(phone, LogNotifier)
+    agent = make_caller(cloud_env, "architect")
+    tasks.create_task(cloud_env, agent, parse(CreateTask, {"title": "Prod down", "target": "ops",
+                                                           "action": "interrupt"}))
+    push = pubsub_event(next(e for e in outbox.events if isinstance(e, PushRequested)))
+    assert app("fanout", "cloudevent").post("/", **push).status_code == 200, "mis-routed: acknowledged"
+    assert phone.sent == [], "and not handled by a function that does not consume it"
+    assert app("interrupts", "cloudevent").post("/", **push).status_code == 200
+    assert len(phone.sent) == 1
 
 
 def post(target: str, token: str | None, body: dict[str, Any], path: str = "/", method: str = "post") -> Any:

@@ -16,9 +16,9 @@ from cachebash.domain.messages import GetMessages, MessageRef, SendMessage
 from cachebash.domain.programs import CreateKey
 from cachebash.domain.tasks import CreateTask, TaskRef
 from cachebash.interface import mobile_api
-from cachebash.ports.bus import Event
 from cachebash.ports.notifier import Push
 from cachebash.services import interrupts, keys, relay, replies, tasks
+from cachebash.services.events import PushRequested
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 from support.callers import make_caller
 from support.id_tokens import PROJECT, id_token
@@ -61,7 +61,7 @@ def test_urgent_tasks_and_human_questions_push(runtime: Runtime, agent: Caller, 
 def test_redelivered_push_is_not_sent_twice_and_hourly_cap_holds(
         runtime: Runtime, agent: Caller, phone: LogNotifier) -> None:
     task_id = create(runtime, agent, priority="high")
-    event = Event(interrupts.PUSH_TOPIC, "default", {"kind": "task", "ref": task_id})
+    event = PushRequested("default", kind="task", ref=task_id)
     assert interrupts.deliver_push(runtime, event) == "duplicate"
     assert len(phone.sent) == 1
     for _ in range(interrupts.PUSHES_PER_HOUR - 1):
@@ -69,8 +69,7 @@ def test_redelivered_push_is_not_sent_twice_and_hourly_cap_holds(
     assert len(phone.sent) == interrupts.PUSHES_PER_HOUR
     over = create(runtime, agent, priority="high")
     assert len(phone.sent) == interrupts.PUSHES_PER_HOUR
-    assert interrupts.deliver_push(runtime, Event(interrupts.PUSH_TOPIC, "default",
-                                                  {"kind": "task", "ref": over})) == "duplicate"
+    assert interrupts.deliver_push(runtime, PushRequested("default", kind="task", ref=over)) == "duplicate"
 
 
 def test_fcm_messages_are_built_exactly() -> None:

@@ -9,10 +9,10 @@ import pytest
 from cachebash.domain.errors import Forbidden, NotFound
 from cachebash.domain.inputs import parse
 from cachebash.domain.messages import GetMessages, GetThread, SendMessage
-from cachebash.ports.bus import Event
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Query
 from cachebash.services import directory, relay
+from cachebash.services.events import MulticastSent
 from cachebash.services.runtime import Caller, Runtime
 from support.callers import make_caller
 
@@ -68,7 +68,7 @@ def test_group_message_one_copy_per_member_not_sender(runtime: Runtime, team: di
 
 def test_fan_out_is_idempotent(runtime: Runtime, team: dict[str, Caller]) -> None:
     sent = send(runtime, team["architect"], "builders", "once")
-    event = Event(relay.MULTICAST_TOPIC, "default", {"multicastId": sent["multicastId"]})
+    event = MulticastSent("default", multicast_id=sent["multicastId"])
     assert relay.fan_out(runtime, event) == 0, "the in-process bus already expanded it"
     runtime.bus.publish(event)
     copies = runtime.store.query(Query("tenants/default/messages").where("multicastId", "==", sent["multicastId"]))

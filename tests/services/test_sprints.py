@@ -26,6 +26,7 @@ from cachebash.ports.bus import Bus, Event
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Query, Store
 from cachebash.services import claims, relay, sprint_flow, sprints, tasks
+from cachebash.services.events import StoryChanged, TaskFinished, TaskQueued
 from cachebash.services.handlers import HANDLERS
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 from support.callers import make_caller
@@ -412,9 +413,10 @@ def test_redelivered_events_change_nothing(runtime: Runtime, team: dict[str, Cal
     finish(runtime, b1, ready["b"])
     before = snapshot(runtime, sprint_id)
     for task_id in ready.values():
-        for topic in ("task.created", "task.claimed", "task.progress", "task.completed"):
-            runtime.bus.publish(Event(topic, "default", {"taskId": task_id}))
-    runtime.bus.publish(Event(sprint_flow.STORY_CHANGED, "default", {"sprintId": sprint_id}))
+        runtime.bus.publish(TaskQueued("default", task_id=task_id, target="builders"))
+        for status in ("claimed", "in_progress", "completed", "failed"):
+            runtime.bus.publish(TaskFinished("default", task_id=task_id, status=status))
+    runtime.bus.publish(StoryChanged("default", sprint_id=sprint_id, story_id="a"))
     assert snapshot(runtime, sprint_id) == before, "stale runs are ignored and releases are not repeated"
 
 
@@ -496,9 +498,9 @@ def test_concurrent_releases_after_the_same_finish_hand_out_each_story_once(
     for task_id in sorted(queue(full, b1).values()):
         claims.claim_task(quiet, b1, ClaimTask(taskId=task_id))
         claims.complete_task(quiet, b1, parse(CompleteTask, {"taskId": task_id}))
-    for event in [e for e in recorder.events if e.topic == "task.completed"]:
+    for event in [e for e in recorder.events if isinstance(e, TaskFinished)]:
         sprint_flow.sync_story(quiet, event)
-    changed = [e for e in recorder.events if e.topic == sprint_flow.STORY_CHANGED]
+    changed = [e for e in recorder.events if isinstance(e, StoryChanged)]
     assert len(changed) == 8 and queue(full, b1) == {}
 
     def release(i: int) -> None:
@@ -516,14 +518,15 @@ def test_concurrent_releases_after_the_same_finish_hand_out_each_story_once(
 
 
 def test_handlers_table_wires_sprints() -> None:
-    assert sprint_flow.sync_story in HANDLERS["task.completed"]
-    assert not any(sprint_flow.sync_story in HANDLERS.get(t, []) for t in ("task.claimed", "task.progress")), \
+    assert HANDLERS[TaskFinished] == [sprint_flow.sync_story]
+    others = [handlers for kind, handlers in HANDLERS.items() if kind is not TaskFinished]
+    assert not any(sprint_flow.sync_story in handlers for handlers in others), \
         "claims and progress are read live, not copied"
-    assert HANDLERS[sprint_flow.STORY_CHANGED] == [sprint_flow.on_story_changed]
+    assert HANDLERS[StoryChanged] == [sprint_flow.on_story_changed]
 
 
 def test_ordinary_task_events_cost_no_reads(runtime: Runtime, team: dict[str, Caller]) -> None:
-    assert sprint_flow.sync_story(runtime, Event("task.completed", "default", {"taskId": "0123abcd"})) == {}
+    assert sprint_flow.sync_story(runtime, TaskFinished("default", task_id="0123abcd", status="completed")) == {}
     with pytest.raises(CacheBashError):
         sprints.get_sprint(runtime, team["b1"], SprintRef(sprintId="missing"))
 
@@ -540,7 +543,7 @@ def test_a_lost_release_is_repaired_by_the_sweep(store: Store, team: dict[str, C
         task_id = queue(full, b1)[story]
         claims.claim_task(deaf, b1, ClaimTask(taskId=task_id))
         claims.complete_task(deaf, b1, parse(CompleteTask, {"taskId": task_id}))
-        sprint_flow.sync_story(deaf, Event("task.completed", "default", {"taskId": task_id}))
+        sprint_flow.sync_story(deaf, TaskFinished("default", task_id=task_id, status="completed"))
         assert queue(full, b1) == {}, "the release event was lost"
         assert sprint_flow.repair(full, "default") == 1
         assert sprint_flow.repair(full, "default") == 0, "repair is idempotent"

@@ -11,7 +11,7 @@ from typing import Any
 
 from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.pubsub_bus import attributes, encode, topic_id
-from cachebash.ports.bus import Event
+from cachebash.ports.bus import Bus, Event
 from support.id_tokens import PROJECT
 
 
@@ -21,6 +21,7 @@ class Outbox(InProcessBus):
     def __init__(self) -> None:
         super().__init__()
         self.events: list[Event] = []
+        self.original: Bus | None = None
 
     def publish(self, event: Event) -> None:
         self.events.append(event)

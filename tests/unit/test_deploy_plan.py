@@ -40,9 +40,9 @@ def test_staged_source_holds_main_requirements_and_package(tmp_path: Path) -> No
     assert not (staged / "cachebash" / "bench").exists()
 
 
-def test_every_cloud_handled_topic_has_a_function() -> None:
-    from cachebash.services.handlers import HANDLERS
-
-    for topic in HANDLERS:
-        consumed = deploy.cloud_topics() | {"sprint.story_changed"}  # the latter: via the Firestore trigger
-        assert topic in consumed, f"{topic} has a handler but no Cloud Function would run it"
+def test_the_functions_main_defines_are_the_deploy_plans() -> None:
+    tree = ast.parse(MAIN.read_text())
+    targets = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    assert targets == set(deploy.functions())
+    deployed = {c[3] for c in deploy.plan(deploy.Target("p", "r")) if c[:3] == ["gcloud", "functions", "deploy"]}
+    assert deployed == set(deploy.functions())

@@ -1,8 +1,8 @@
-"""The bus on Google Cloud Pub/Sub: one topic per event kind that has a cloud handler.
+"""The bus on Google Cloud Pub/Sub: one topic per event kind that a Pub/Sub function consumes.
 
-Events nobody handles in the cloud (in-process wake-ups) are not published at all. The
-publish waits for Pub/Sub's acknowledgement, so once a tool call has answered, its event
-is durable and will be delivered (at least once) to the triggered function.
+Events nobody handles through Pub/Sub (in-process wake-ups, changes a Firestore trigger
+carries) are not published at all. The publish waits for Pub/Sub's acknowledgement; if it
+fails, the event's outbox entry stays and the sweeper publishes it again.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ class PubSubBus(Bus):
             self._client = PublisherClient()
         return self._client
 
+    def durable(self, event: Event) -> bool:
+        return event.topic in self.topics
+
     def publish(self, event: Event) -> None:
-        if event.topic not in self.topics:
+        if event.topic not in self.topics or not event.needs_delivery():
             return
         client = self._publisher()
         path = client.topic_path(self.project, topic_id(event.topic))

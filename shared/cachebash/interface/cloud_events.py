@@ -1,9 +1,11 @@
 """Turning what GCP delivers into our events, and running handlers the way Pub/Sub needs.
 
 Pub/Sub delivers at least once and retries a function that raises. So: a message that can
-never be decoded (poison) is logged and acknowledged, not retried; a handler failure is
-raised for a retry, until the event is older than MAX_EVENT_AGE, then logged and dropped.
-Handlers are idempotent, so a retry or duplicate changes nothing twice.
+never be decoded (poison), or whose event this function does not consume (mis-routed), is
+logged and acknowledged, not retried; a handler failure is raised for a retry, until the
+event is older than MAX_EVENT_AGE; then it is parked in the outbox (acknowledged, and
+redelivered by the sweeper with a growing back-off), so a handler that keeps failing slows its
+own retries down but loses nothing. Handlers are idempotent: a retry changes nothing twice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cachebash.ports.bus import Event
+from cachebash.services.events import BY_TOPIC, pubsub_functions
 from cachebash.services.handlers import HANDLERS
+from cachebash.services.outbox import park
 from cachebash.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,8 +35,8 @@ def event_from_pubsub(cloud_event: Any) -> Event:
     try:
         message = cloud_event.data["message"]
         body = json.loads(base64.b64decode(message["data"]))
-        topic = body.get("topic") or (message.get("attributes") or {})["event"]
-        return Event(str(topic), str(body["tenantId"]), dict(body.get("data") or {}))
+        topic = str(body.get("topic") or (message.get("attributes") or {})["event"])
+        return BY_TOPIC[topic].from_data(str(body["tenantId"]), dict(body.get("data") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"undecodable Pub/Sub message {cloud_event['id']}: {exc!r}") from None
 
@@ -45,24 +49,28 @@ def _age(cloud_event: Any) -> timedelta:
     return datetime.now(UTC) - sent
 
 
-def dispatch_pubsub(runtime: Runtime, cloud_event: Any) -> str:
-    """Run every handler of the event's topic. Returns 'handled', 'poison', 'unhandled' or 'expired'."""
+def dispatch_pubsub(runtime: Runtime, function: str, cloud_event: Any) -> str:
+    """Run the handlers of an event `function` consumes. Returns 'handled', 'poison',
+    'refused' (an event this function does not consume) or 'parked'."""
     try:
         event = event_from_pubsub(cloud_event)
     except PoisonMessage as exc:
         log.error("%s; acknowledged without retry", exc)
         return "poison"
-    handlers = HANDLERS.get(event.topic, [])
-    if not handlers:
-        log.warning("no handler for topic %s; acknowledged", event.topic)
-        return "unhandled"
+    accepted = pubsub_functions().get(function, ())
+    if type(event) not in accepted:
+        log.error("function %s consumes %s, not %s (message %s); acknowledged without handling", function,
+                  ", ".join(k.topic for k in accepted) or "nothing", event.topic, cloud_event["id"])
+        return "refused"
     try:
-        for handler in handlers:
+        for handler in HANDLERS[type(event)]:
             handler(runtime, event)
     except Exception:
         if _age(cloud_event) > MAX_EVENT_AGE:
-            log.exception("giving up on %s event %s after %s", event.topic, cloud_event["id"], MAX_EVENT_AGE)
-            return "expired"
+            log.exception("%s event %s still fails after %s; parked in the outbox for the sweeper", event.topic,
+                          cloud_event["id"], MAX_EVENT_AGE)
+            park(runtime, event)
+            return "parked"
         raise
     return "handled"
 

@@ -37,9 +37,11 @@ from cachebash.domain.tasks import (
 from cachebash.ports.bus import Event
 from cachebash.ports.store import Transaction
 from cachebash.services import relay
+from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueued
 from cachebash.services.idempotency import run_once
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, tenant_path
-from cachebash.services.tasks import TASK_FINISHED, TASK_QUEUED, expired, offerable, queue_query
+from cachebash.services.tasks import expired, offerable, queue_query
 
 SYSTEM = "cachebash"
 _LOST_EVENTS = (TaskEvent.RETRY.value, TaskEvent.DEAD_LETTER.value, TaskEvent.RELEASE.value)
@@ -181,19 +183,23 @@ def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
 
 
 def _as_holder(rt: Runtime, caller: Caller, cmd: HeldTaskRef, event: TaskEvent, note: str | None,
-               extra: Callable[[dict[str, Any], str], dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A change only the current holder may make: fenced, through the state table, plus `extra` fields."""
+               extra: Callable[[dict[str, Any], str], dict[str, Any]],
+               emits: Callable[[dict[str, Any]], list[Event]] = lambda _: []) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A change only the current holder may make: fenced, through the state table, plus `extra`
+    fields and the events `emits` names for the task."""
     now = rt.clock.iso()
 
-    def apply(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+    def apply(tx: Changes) -> tuple[dict[str, Any], dict[str, Any]]:
         path, task = load(tx, caller, cmd.taskId)
         check_holder(task, caller, cmd.claim_token)
         changes = move(task, event, caller.program_id, now, note)
         changes.update(extra(task, now))
         tx.update(path, changes)
+        for emitted in emits(task):
+            tx.emit(emitted)
         return task, changes
 
-    return rt.store.run_transaction(apply)
+    return transact(rt, apply)
 
 
 def renew_claim(rt: Runtime, caller: Caller, cmd: RenewClaim) -> dict[str, Any]:
@@ -225,8 +231,7 @@ def release_task(rt: Runtime, caller: Caller, cmd: ReleaseTask) -> dict[str, Any
     task, changes = _as_holder(rt, caller, cmd, TaskEvent.RELEASE, cmd.reason, lambda _, __: {
         "claimedBy": None, "leaseExpiresAt": None, "sessionId": None,
         "lastError": f"released by '{caller.program_id}': {cmd.reason}",
-    })
-    rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": cmd.taskId, "target": task["target"]}))
+    }, lambda task: [TaskQueued(caller.tenant_id, task_id=cmd.taskId, target=task["target"])])
     return {"success": True, "taskId": cmd.taskId, "status": changes["status"]}
 
 
@@ -236,11 +241,8 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
     if cmd.error_class and event is not TaskEvent.FAILED:
         raise InvalidInput("error_class: only meaningful with completed_status FAILED", field="error_class")
 
-    parties: dict[str, Any] = {}
-
-    def complete(tx: Transaction) -> dict[str, Any]:
+    def complete(tx: Changes) -> dict[str, Any]:
         path, task = load(tx, caller, cmd.taskId)
-        parties.update(target=task["target"], creator=task.get("source"))
         _check_completer(task, caller, cmd.claim_token)
         fields = dict(
             result=cmd.result, tokensIn=cmd.tokens_in, tokensOut=cmd.tokens_out, costUsd=cmd.cost_usd,
@@ -259,12 +261,10 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
+        _announce(tx, caller.tenant_id, {**task, **changes})
         return _completion_view({**task, **changes})
 
-    result, replayed = run_once(rt, caller, "complete_task", cmd, complete)
-    if not replayed:
-        _announce(rt, caller.tenant_id, cmd.taskId, result["status"], parties["target"], parties["creator"])
-    return result
+    return run_once(rt, caller, "complete_task", cmd, complete)[0]
 
 
 def _check_completer(task: dict[str, Any], caller: Caller, claim_token: int | None) -> None:
@@ -297,14 +297,15 @@ def _completion_view(task: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _announce(rt: Runtime, tenant_id: str, task_id: str, status: str, target: str, creator: str | None) -> None:
-    """Events after the commit: a requeued task wakes its workers; a finished one tells listeners."""
+def _announce(tx: Changes, tenant_id: str, task: dict[str, Any]) -> None:
+    """A requeued task wakes its workers; a finished one tells listeners (a dead one, its creator too)."""
+    task_id, status, creator = task["taskId"], task["status"], task.get("source")
     if status == TaskStatus.CREATED.value:
-        rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": task_id, "target": target}))
+        tx.emit(TaskQueued(tenant_id, task_id=task_id, target=task["target"]))
         return
-    rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": task_id, "status": status}))
+    tx.emit(TaskFinished(tenant_id, task_id=task_id, status=status))
     if status == TaskStatus.DEAD.value and creator:
-        rt.bus.publish(Event(relay.MESSAGES_DELIVERED, tenant_id, {"targets": [creator]}))
+        tx.emit(MessagesDelivered(tenant_id, targets=[creator]))
 
 
 def lose_attempt(rt: Runtime, tenant_id: str, task: dict[str, Any], by: str, now: str,
@@ -335,7 +336,7 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
     now = rt.clock.iso()
     path = tenant_path(tenant_id, "tasks", task_id)
 
-    def expire(tx: Transaction) -> dict[str, Any] | None:
+    def expire(tx: Changes) -> str | None:
         task = tx.get(path)
         if task is None or not _active(task) or (task.get("leaseExpiresAt") or "~") > now:
             return None
@@ -344,13 +345,10 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
-        return {"status": changes["status"], "target": task["target"], "creator": task.get("source")}
+        _announce(tx, tenant_id, {**task, **changes})
+        return str(changes["status"])
 
-    outcome = rt.store.run_transaction(expire)
-    if outcome is None:
-        return None
-    _announce(rt, tenant_id, task_id, outcome["status"], outcome["target"], outcome["creator"])
-    return str(outcome["status"])
+    return transact(rt, expire)
 
 
 def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:
@@ -358,16 +356,14 @@ def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:
     now = rt.clock.iso()
     path = tenant_path(tenant_id, "tasks", task_id)
 
-    def close(tx: Transaction) -> bool:
+    def close(tx: Changes) -> bool:
         task = tx.get(path)
         if task is None or not expired(task, now):
             return False
         changes = move(task, TaskEvent.EXPIRE, SYSTEM, now, f"ttl ran out at {task['expiresAt']}")
         changes.update(completedAt=now, completedStatus="EXPIRED")
         tx.update(path, changes)
+        tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return True
 
-    closed = rt.store.run_transaction(close)
-    if closed:
-        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": task_id, "status": TaskStatus.EXPIRED.value}))
-    return closed
+    return transact(rt, close)

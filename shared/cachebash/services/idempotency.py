@@ -1,5 +1,6 @@
 """Idempotency keys: a retried call (after a timeout, a dropped connection) returns the first
-call's result and writes nothing new.
+call's result and writes nothing new, yet delivers the first call's events if they are still
+undelivered (its publish failed: the retry is what the agent does next).
 
 The record is read and written inside the same transaction as the operation itself, so two
 concurrent calls with one key cannot both act: one commits, the other sees its record.
@@ -13,13 +14,14 @@ from typing import Any
 
 from cachebash.domain.errors import Conflict
 from cachebash.domain.inputs import Input
-from cachebash.ports.store import AlreadyExists, Transaction
+from cachebash.ports.store import AlreadyExists
+from cachebash.services.outbox import Changes, Pending, replayed_events, run, transact
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 
 RETENTION_SECONDS = 24 * 3600
 COLLECTION = "idempotency"
 
-Body = Callable[[Transaction], dict[str, Any]]
+Body = Callable[[Changes], dict[str, Any]]
 
 
 def record_path(caller: Caller, tool: str, key: str) -> str:
@@ -32,17 +34,18 @@ def _fingerprint(cmd: Input) -> str:
 
 
 def run_once(rt: Runtime, caller: Caller, tool: str, cmd: Input, body: Body) -> tuple[dict[str, Any], bool]:
-    """Run `body` in a transaction, at most once per (program, tool, idempotency_key).
+    """Run `body` in a transaction, at most once per (program, tool, idempotency_key), and
+    dispatch the events it emitted.
 
     Returns (result, replayed). `body` must do its reads before its writes, as always."""
     key: str | None = getattr(cmd, "idempotency_key", None)
     if key is None:
-        return rt.store.run_transaction(body), False
+        return transact(rt, body), False
     path = record_path(caller, tool, key)
     fingerprint = _fingerprint(cmd)
     now = rt.clock.iso()
 
-    def once(tx: Transaction) -> tuple[dict[str, Any], bool]:
+    def once(tx: Changes) -> tuple[dict[str, Any], bool, list[Pending]]:
         prior = tx.get(path)
         if prior is not None and prior["expiresAt"] > now:
             if prior["fingerprint"] != fingerprint:
@@ -50,14 +53,17 @@ def run_once(rt: Runtime, caller: Caller, tool: str, cmd: Input, body: Body) -> 
                     f"idempotency_key '{key}' was already used for a different {tool} call; use a new key",
                     field="idempotency_key", code="IDEMPOTENCY_KEY_REUSED",
                 )
-            return dict(prior["result"]), True
+            return dict(prior["result"]), True, replayed_events(tx, rt, prior.get("events") or [])
         result = body(tx)
         tx.set(path, {"tool": tool, "programId": caller.program_id, "fingerprint": fingerprint, "result": result,
-                      "createdAt": now, "expiresAt": rt.clock.iso(RETENTION_SECONDS)})
-        return result, False
+                      "events": [p.path for p in tx.pending if p.path], "createdAt": now,
+                      "expiresAt": rt.clock.iso(RETENTION_SECONDS)})
+        return result, False, []
 
     try:
-        return rt.store.run_transaction(once)
+        (result, replayed, undelivered), pending = run(rt, once)
     except AlreadyExists:
         # A concurrent call with the same key won the race to create; run again to read its record.
-        return rt.store.run_transaction(once)
+        (result, replayed, undelivered), pending = run(rt, once)
+    rt.dispatcher.dispatch([*pending, *undelivered])
+    return result, replayed

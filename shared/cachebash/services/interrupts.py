@@ -1,7 +1,8 @@
 """Pushes to the human: urgent tasks, directives and questions addressed to the human.
 
-Services publish `push.requested` after the commit; this handler (in-process embedded, the
-`interrupts` function in the cloud) turns it into a push to the tenant owner's devices. A
+Services emit `PushRequested` with the change (kept in the outbox until delivered); this
+handler (in-process embedded, the `interrupts` function in the cloud) turns it into a push
+to the tenant owner's devices. A
 per-tenant hourly cap keeps a runaway agent from flooding the phone, and a per-item log makes
 a redelivered event send nothing twice.
 """
@@ -13,29 +14,28 @@ from typing import Any
 from cachebash.domain.messages import MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.tasks import Action, Priority, TaskType
-from cachebash.ports.bus import Event
 from cachebash.ports.notifier import Push
 from cachebash.ports.store import Query, Transaction
+from cachebash.services.events import PushRequested
 from cachebash.services.runtime import Runtime, tenant_path
 
-PUSH_TOPIC = "push.requested"
 PUSHES_PER_HOUR = 30
 _PUSHED_MESSAGE_TYPES = (MessageType.DIRECTIVE.value, MessageType.QUERY.value)
 
 
-def task_push(tenant_id: str, task: dict[str, Any]) -> Event | None:
+def task_push(tenant_id: str, task: dict[str, Any]) -> PushRequested | None:
     """Which new tasks interrupt the human: interrupts, high priority, questions for the human."""
     question = task.get("type") == TaskType.QUESTION.value and task.get("target") == HUMAN
     urgent = task.get("action") == Action.INTERRUPT.value or task.get("priority") == Priority.HIGH.value
     if not (question or urgent):
         return None
-    return Event(PUSH_TOPIC, tenant_id, {"kind": "question" if question else "task", "ref": task["taskId"]})
+    return PushRequested(tenant_id, kind="question" if question else "task", ref=task["taskId"])
 
 
-def message_push(tenant_id: str, message: dict[str, Any]) -> Event | None:
+def message_push(tenant_id: str, message: dict[str, Any]) -> PushRequested | None:
     if message.get("target") != HUMAN or message.get("message_type") not in _PUSHED_MESSAGE_TYPES:
         return None
-    return Event(PUSH_TOPIC, tenant_id, {"kind": "message", "ref": message["messageId"]})
+    return PushRequested(tenant_id, kind="message", ref=message["messageId"])
 
 
 def _compose(rt: Runtime, tenant_id: str, kind: str, ref: str) -> Push | None:
@@ -53,9 +53,9 @@ def _compose(rt: Runtime, tenant_id: str, kind: str, ref: str) -> Push | None:
                 {"source": task["source"], "target": task["target"]})
 
 
-def deliver_push(rt: Runtime, event: Event) -> str:
+def deliver_push(rt: Runtime, event: PushRequested) -> str:
     """Returns what happened: sent, capped, duplicate, no-devices, missing."""
-    kind, ref, tenant_id = event.data["kind"], event.data["ref"], event.tenant_id
+    kind, ref, tenant_id = event.kind, event.ref, event.tenant_id
     push = _compose(rt, tenant_id, kind, ref)
     if push is None:
         return "missing"

@@ -17,11 +17,12 @@ from cachebash.domain.inputs import Input, Name, ShortText
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, TRANSITIONS, HistoryEntry, Phase, TaskEvent, TaskStatus, with_history
 from cachebash.domain.tasks import Priority, TaskType
-from cachebash.ports.bus import Event
-from cachebash.ports.store import Query, Transaction
+from cachebash.ports.store import Query
 from cachebash.services.claims import load, move
+from cachebash.services.events import TaskFinished, TaskQueued
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
-from cachebash.services.tasks import TASK_FINISHED, TASK_QUEUED, public
+from cachebash.services.tasks import public
 
 BOARD_LIMIT = 200  # newest tasks per column; older ones are reached through filters
 BOARD_STATES = ("queued", "active", "done", "dead")
@@ -117,17 +118,17 @@ def cancel(rt: Runtime, tenant_id: str, task_id: str, cmd: CancelTask) -> dict[s
     """Stop a task wherever it is; a holder still working gets CLAIM_LOST/TASK_FINISHED on its next call."""
     now = rt.clock.iso()
 
-    def apply(tx: Transaction) -> dict[str, Any]:
+    def apply(tx: Changes) -> dict[str, Any]:
         path, task = load(tx, owner_caller(tenant_id), task_id)
         _refuse(task, "cancel")
         changes = move(task, TaskEvent.ABORT, HUMAN, now, cmd.reason or "cancelled by the owner")
         changes.update(completedStatus="CANCELLED", completedAt=now, completedBy=HUMAN, leaseExpiresAt=None,
                        lastError=f"cancelled by the owner{': ' + cmd.reason if cmd.reason else ''}")
         tx.update(path, changes)
+        tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return {**task, **changes}
 
-    task = rt.store.run_transaction(apply)
-    rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": task_id, "status": task["status"]}))
+    task = transact(rt, apply)
     return {"success": True, "taskId": task_id, "status": task["status"]}
 
 
@@ -141,7 +142,7 @@ def retry(rt: Runtime, tenant_id: str, task_id: str) -> dict[str, Any]:
     now = rt.clock.iso()
     new_task_id = new_id()
 
-    def apply(tx: Transaction) -> dict[str, Any]:
+    def apply(tx: Changes) -> dict[str, Any]:
         path, task = load(tx, owner_caller(tenant_id), task_id)
         _refuse(task, "retry")
         fresh = {k: task.get(k) for k in _FRESH_FIELDS}
@@ -152,10 +153,10 @@ def retry(rt: Runtime, tenant_id: str, task_id: str) -> dict[str, Any]:
                                                            f"retry of {task_id}")))
         tx.create(tenant_path(tenant_id, "tasks", new_task_id), fresh)
         tx.update(path, {"retriedAs": new_task_id, "updatedAt": now})
+        tx.emit(TaskQueued(tenant_id, task_id=new_task_id, target=task["target"]))
         return fresh
 
-    fresh = rt.store.run_transaction(apply)
-    rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": new_task_id, "target": fresh["target"]}))
+    fresh = transact(rt, apply)
     return {"success": True, "taskId": new_task_id, "retryOf": task_id, "status": fresh["status"],
             "target": fresh["target"]}
 
@@ -165,7 +166,7 @@ def reassign(rt: Runtime, tenant_id: str, task_id: str, cmd: Reassign) -> dict[s
     new target; its old holder is fenced out (CLAIM_LOST) like after any lost claim."""
     now = rt.clock.iso()
 
-    def apply(tx: Transaction) -> dict[str, Any]:
+    def apply(tx: Changes) -> dict[str, Any]:
         path, task = load(tx, owner_caller(tenant_id), task_id)
         _refuse(task, "reassign")
         if cmd.target == task["target"]:
@@ -179,8 +180,8 @@ def reassign(rt: Runtime, tenant_id: str, task_id: str, cmd: Reassign) -> dict[s
             changes = {"updatedAt": now, "history": with_history(task.get("history", []), entry)}
         changes.update(target=cmd.target, originalTarget=task["target"])
         tx.update(path, changes)
+        tx.emit(TaskQueued(tenant_id, task_id=task_id, target=cmd.target))
         return {**task, **changes}
 
-    task = rt.store.run_transaction(apply)
-    rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": task_id, "target": cmd.target}))
+    task = transact(rt, apply)
     return {"success": True, "taskId": task_id, "status": task["status"], "target": cmd.target}

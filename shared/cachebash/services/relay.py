@@ -1,7 +1,7 @@
 """Messages between programs: direct, or to a group as one copy per member.
 
 A group message is recorded once with its recipient list fixed at send time, then
-expanded by the `relay.multicast` handler into per-member copies whose ids derive from
+expanded by the `MulticastSent` handler into per-member copies whose ids derive from
 the multicast id, so a redelivered event writes nothing new.
 """
 
@@ -19,16 +19,13 @@ from cachebash.domain.messages import (
     SendMessage,
 )
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
-from cachebash.ports.bus import Event
 from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services import cursors, interrupts
 from cachebash.services.directory import resolve_target
+from cachebash.services.events import MessagesDelivered, MulticastSent
 from cachebash.services.idempotency import run_once
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
-
-MULTICAST_TOPIC = "relay.multicast"
-# Published after messages land in inboxes (data: {"targets": [...]}) so waiting readers wake.
-MESSAGES_DELIVERED = "relay.delivered"
 
 _PUBLIC_FIELDS = (
     "messageId", "source", "target", "group", "multicastId", "message_type", "message", "priority",
@@ -74,19 +71,17 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
         if not members:
             result["warning"] = f"no program named '{target}' exists yet; the message waits for it"
 
-    def write(tx: Transaction) -> dict[str, Any]:
+    def write(tx: Changes) -> dict[str, Any]:
         _write_with_ack(tx, caller, cmd, path, doc, now)
+        if is_group:
+            tx.emit(MulticastSent(caller.tenant_id, multicast_id=message_id))
+        else:
+            tx.emit(MessagesDelivered(caller.tenant_id, targets=[target]))
+            if push := interrupts.message_push(caller.tenant_id, doc):
+                tx.emit(push)
         return result
 
-    result, replayed = run_once(rt, caller, "send_message", cmd, write)
-    if not replayed:
-        if is_group:
-            rt.bus.publish(Event(MULTICAST_TOPIC, caller.tenant_id, {"multicastId": result["multicastId"]}))
-        else:
-            rt.bus.publish(Event(MESSAGES_DELIVERED, caller.tenant_id, {"targets": [target]}))
-            if push := interrupts.message_push(caller.tenant_id, doc):
-                rt.bus.publish(push)
-    return result
+    return run_once(rt, caller, "send_message", cmd, write)[0]
 
 
 def system_message(rt: Runtime, tenant_id: str, message_id: str, target: str, text: str, *,
@@ -115,9 +110,9 @@ def _write_with_ack(tx: Transaction, caller: Caller, cmd: SendMessage, path: str
         tx.update(original_path, {"acknowledgedAt": now, "acknowledgedBy": caller.program_id})
 
 
-def fan_out(rt: Runtime, event: Event) -> int:
+def fan_out(rt: Runtime, event: MulticastSent) -> int:
     """Expand a multicast into one copy per recipient; returns how many copies were new."""
-    multicast_id = event.data["multicastId"]
+    multicast_id = event.multicast_id
     record = rt.store.get(tenant_path(event.tenant_id, "multicasts", multicast_id))
     if record is None:
         return 0
@@ -126,7 +121,7 @@ def fan_out(rt: Runtime, event: Event) -> int:
         for member in record["recipients"]
     }
 
-    def write(tx: Transaction) -> list[str]:
+    def write(tx: Changes) -> list[str]:
         paths = list(copies)
         existing = tx.get_all(paths)
         fresh = [path for path, doc in zip(paths, existing, strict=True) if doc is None]
@@ -134,12 +129,12 @@ def fan_out(rt: Runtime, event: Event) -> int:
         for path in fresh:
             copy_id = path.rpartition("/")[2]
             tx.create(path, {**base, "messageId": copy_id, "target": copies[path], "delivered": False})
-        return [copies[path] for path in fresh]
+        delivered = [copies[path] for path in fresh]
+        if delivered:
+            tx.emit(MessagesDelivered(event.tenant_id, targets=delivered))
+        return delivered
 
-    delivered = rt.store.run_transaction(write) if copies else []
-    if delivered:
-        rt.bus.publish(Event(MESSAGES_DELIVERED, event.tenant_id, {"targets": delivered}))
-    return len(delivered)
+    return len(transact(rt, write)) if copies else 0
 
 
 def _inbox_query(caller: Caller, cmd: GetMessages) -> Query:

@@ -18,12 +18,10 @@ from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import TaskEvent, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
-from cachebash.ports.bus import Event
-from cachebash.ports.store import Transaction
 from cachebash.services.claims import move
-from cachebash.services.relay import MESSAGES_DELIVERED
+from cachebash.services.events import MessagesDelivered, TaskFinished
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Runtime, new_id, tenant_path
-from cachebash.services.tasks import TASK_FINISHED
 
 
 class HumanReply(Input):
@@ -48,7 +46,7 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
     message_path = tenant_path(tenant_id, "messages", cmd.replyTo)
     task_path = tenant_path(tenant_id, "tasks", cmd.replyTo)
 
-    def answer(tx: Transaction) -> dict[str, Any]:
+    def answer(tx: Changes) -> dict[str, Any]:
         message, task = tx.get_all([message_path, task_path])
         if message is not None and message.get("target") == HUMAN:
             if message.get("answeredAt"):
@@ -59,23 +57,22 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
             tx.update(message_path, {"answer": cmd.message, "answeredAt": now, "answerMessageId": doc["messageId"],
                                      "delivered": True, "deliveredAt": message.get("deliveredAt") or now})
             tx.create(path, doc)
+            tx.emit(MessagesDelivered(tenant_id, targets=[message["source"]]))
             return {"success": True, "answered": "message", "to": message["source"], "messageId": doc["messageId"]}
         if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
             path, doc = _answer_message(rt, tenant_id, task["source"], cmd.message, cmd.replyTo,
                                         task.get("threadId"), now)
             tx.update(task_path, _answered_task(task, cmd.message, doc["messageId"], now))
             tx.create(path, doc)
+            tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
+            tx.emit(TaskFinished(tenant_id, task_id=cmd.replyTo, status=TaskStatus.COMPLETED.value))
             return {"success": True, "answered": "question", "to": task["source"], "messageId": doc["messageId"]}
         if message is None and task is None:
             raise NotFound(f"no message or question {cmd.replyTo} in your account", field="replyTo")
         raise InvalidInput("replyTo: only messages and question tasks addressed to 'human' can be answered",
                            field="replyTo")
 
-    result = rt.store.run_transaction(answer)
-    rt.bus.publish(Event(MESSAGES_DELIVERED, tenant_id, {"targets": [result["to"]]}))
-    if result["answered"] == "question":
-        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": cmd.replyTo, "status": "completed"}))
-    return result
+    return transact(rt, answer)
 
 
 def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -> dict[str, Any]:
@@ -97,7 +94,7 @@ def deliver_app_answer(rt: Runtime, tenant_id: str, collection: str, item_id: st
     now = rt.clock.iso()
     path = tenant_path(tenant_id, collection, item_id)
 
-    def apply(tx: Transaction) -> str | None:
+    def apply(tx: Changes) -> str | None:
         item = tx.get(path)
         if item is None or item.get("target") != HUMAN or not item.get("answer") or item.get("answerMessageId"):
             return None
@@ -114,12 +111,9 @@ def deliver_app_answer(rt: Runtime, tenant_id: str, collection: str, item_id: st
                        "deliveredAt": item.get("deliveredAt") or now}
         tx.update(path, changes)
         tx.create(message_path, doc)
+        tx.emit(MessagesDelivered(tenant_id, targets=[item["source"]]))
+        if is_task:
+            tx.emit(TaskFinished(tenant_id, task_id=item_id, status=TaskStatus.COMPLETED.value))
         return str(item["source"])
 
-    asker = rt.store.run_transaction(apply)
-    if asker is None:
-        return False
-    rt.bus.publish(Event(MESSAGES_DELIVERED, tenant_id, {"targets": [asker]}))
-    if collection == "tasks":
-        rt.bus.publish(Event(TASK_FINISHED, tenant_id, {"taskId": item_id, "status": "completed"}))
-    return True
+    return transact(rt, apply) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cachebash.domain.errors import Forbidden
 from cachebash.domain.programs import ALL_GROUP
@@ -14,6 +15,9 @@ from cachebash.ports.notifier import Notifier
 from cachebash.ports.signals import Signals
 from cachebash.ports.store import Store
 
+if TYPE_CHECKING:
+    from cachebash.services.outbox import Dispatcher
+
 
 @dataclass
 class Runtime:
@@ -23,6 +27,14 @@ class Runtime:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     signals: Signals | None = None  # wake-ups for waiting callers; None: no waiting
     notifier: Notifier | None = None  # pushes to the human's phone; None: pushes are dropped
+    #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
+    strict: bool = False
+    dispatcher: Dispatcher = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from cachebash.services.outbox import Dispatcher  # the outbox needs Runtime: imported here
+
+        self.dispatcher = Dispatcher(self)
 
 
 @dataclass(frozen=True)

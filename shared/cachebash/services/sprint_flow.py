@@ -3,13 +3,13 @@ finish their stories.
 
 Two handlers, both idempotent:
 
-- `sync_story` (task.completed): copies the outcome of a story's current task onto the
+- `sync_story` (TaskFinished): copies the outcome of a story's current task onto the
   story (or starts the story's next run under its retry policy), in a transaction that
   writes that one story document only, so builders finishing stories of one wave never
   contend. Claims and progress are not copied: get_sprint reads them from the task, so
   they cost no extra write (and, in the cloud, no extra event).
-- `on_story_changed` (sprint.story_changed, published when a story finished or was
-  retried): `release()` reads the sprint and all its stories in one transaction, creates
+- `on_story_changed` (StoryChanged, emitted when a story finished or was retried; in the
+  cloud the story's own write triggers it): `release()` reads the sprint and all its stories in one transaction, creates
   the task of every story that is unlocked but has none yet, marks those stories released
   and tells the stories' targets, or completes the sprint when every story is finished.
 
@@ -18,8 +18,9 @@ run, and the transaction that decides to release it also writes that id. Two rel
 both read the story, so the store lets only one commit and re-runs the other, which then
 finds it released. Never missed: every finish commits before its release runs, so the
 release that runs after the last finish of a wave sees the whole wave finished; and should a
-release be lost (a handler crashed after the finish committed), `repair`, run by the
-periodic sweeper, hands the stories out after all. In the cloud,
+release fail, the event's outbox entry is delivered again by the sweeper; and `repair`, run
+by the sweeper too, brings any story whose task finished in line with it (its event was lost
+before events were kept in the outbox) and hands out what that unlocks. In the cloud,
 a Firestore trigger on `tenants/{t}/sprints/{s}/stories/{id}` may call `release` directly;
 it writes nothing when nothing is due, so it cannot loop.
 """
@@ -33,6 +34,7 @@ from typing import Any
 from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.sprint_report import summarize
 from cachebash.domain.sprint_tasks import (
+    OPEN_TASK,
     SYSTEM,
     TASK_TYPE,
     parse_story_task_id,
@@ -43,14 +45,11 @@ from cachebash.domain.sprint_tasks import (
 from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, StoryStatus, is_locked
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority
-from cachebash.ports.bus import Event
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import directory, relay
+from cachebash.services import directory
+from cachebash.services.events import MulticastSent, StoryChanged, TaskFinished, TaskQueued
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Runtime, new_id, tenant_path
-from cachebash.services.tasks import TASK_QUEUED
-
-STORY_CHANGED = "sprint.story_changed"
-
 
 # --- where things live -----------------------------------------------------------------------
 
@@ -104,7 +103,7 @@ def unlock_may_follow(changes: Mapping[str, Any]) -> bool:
 
 @dataclass
 class Released:
-    """What a transaction released, for the events published after it commits."""
+    """What a transaction released, and so the events it emits (`announce`)."""
 
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (taskId, target)
     multicasts: list[str] = field(default_factory=list)
@@ -156,7 +155,7 @@ def release(rt: Runtime, tenant_id: str, sprint_id: str) -> Released:
         return Released()
     now = rt.clock.iso()
 
-    def run(tx: Transaction) -> Released:
+    def run(tx: Changes) -> Released:
         sprint = tx.get(sprint_path(tenant_id, sprint_id))
         if sprint is None or sprint["status"] != SprintStatus.ACTIVE.value:
             return Released()
@@ -175,11 +174,10 @@ def release(rt: Runtime, tenant_id: str, sprint_id: str) -> Released:
             _, closed = close_sprint(tx, rt, tenant_id, sprint, list(stories.values()), programs, now,
                                      SprintStatus.COMPLETED, SYSTEM, None)
             out = out.merge(closed)
+        announce(tx, tenant_id, out)
         return out
 
-    out = rt.store.run_transaction(run)
-    announce(rt, tenant_id, out)
-    return out
+    return transact(rt, run)
 
 
 def _work_due(rt: Runtime, tenant_id: str, sprint_id: str) -> bool:
@@ -216,12 +214,12 @@ def close_sprint(tx: Transaction, rt: Runtime, tenant_id: str, sprint: Mapping[s
     return changes, Released(multicasts=[doc["multicastId"]], completed=True)
 
 
-def announce(rt: Runtime, tenant_id: str, out: Released) -> None:
-    """After the commit: wake workers for the new tasks, fan the notices out."""
+def announce(tx: Changes, tenant_id: str, out: Released) -> None:
+    """With the release: wake workers for the new tasks, fan the notices out."""
     for task_id, target in out.tasks:
-        rt.bus.publish(Event(TASK_QUEUED, tenant_id, {"taskId": task_id, "target": target}))
+        tx.emit(TaskQueued(tenant_id, task_id=task_id, target=target))
     for multicast_id in out.multicasts:
-        rt.bus.publish(Event(relay.MULTICAST_TOPIC, tenant_id, {"multicastId": multicast_id}))
+        tx.emit(MulticastSent(tenant_id, multicast_id=multicast_id))
 
 
 # --- the story's task -------------------------------------------------------------------------
@@ -295,9 +293,9 @@ def members_of(programs: list[dict[str, Any]], target: str) -> list[str]:
 
 # --- handlers ---------------------------------------------------------------------------------
 
-def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
+def sync_story(rt: Runtime, event: TaskFinished) -> dict[str, Any]:
     """A story task finished: record it on the story (only its current run's task counts)."""
-    ref = parse_story_task_id(str(event.data.get("taskId", "")))
+    ref = parse_story_task_id(event.task_id)
     if ref is None:
         return {}  # not a story task: nothing read, so ordinary tasks cost nothing here
     sprint_id, story_id, run = ref
@@ -305,7 +303,7 @@ def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
     task_id = story_task_id(sprint_id, story_id, run)
     path = story_path(tenant_id, sprint_id, story_id)
 
-    def apply(tx: Transaction) -> dict[str, Any]:
+    def apply(tx: Changes) -> dict[str, Any]:
         task, story, sprint = tx.get_all([task_path(tenant_id, task_id), path, sprint_path(tenant_id, sprint_id)])
         if task is None or story is None or sprint is None or sprint["status"] != SprintStatus.ACTIVE.value:
             return {}
@@ -314,28 +312,41 @@ def sync_story(rt: Runtime, event: Event) -> dict[str, Any]:
         changes = story_changes_for_task(story, task, now)
         if changes:
             tx.update(path, changes)
+        if unlock_may_follow(changes):
+            tx.emit(StoryChanged(tenant_id, sprint_id=sprint_id, story_id=story_id))
         return changes
 
-    changes = rt.store.run_transaction(apply)
-    if unlock_may_follow(changes):
-        rt.bus.publish(Event(STORY_CHANGED, tenant_id, {"sprintId": sprint_id, "storyId": story_id}))
-    return changes
+    return transact(rt, apply)
 
 
-def on_story_changed(rt: Runtime, event: Event) -> Released:
-    return release(rt, event.tenant_id, str(event.data["sprintId"]))
+def on_story_changed(rt: Runtime, event: StoryChanged) -> Released:
+    return release(rt, event.tenant_id, event.sprint_id)
 
 
 
 def repair(rt: Runtime, tenant_id: str, limit: int = 200) -> int:
-    """Run `release` on every active sprint of a tenant; returns how many moved.
+    """Bring every active sprint of a tenant in line with its tasks; returns how many moved.
 
-    For the periodic sweeper: if a release was lost (a handler crashed after the story's
-    commit, an event was dropped), the next sweep hands the stories out after all. Costs one
-    plain read of each active sprint's stories when nothing is due."""
+    For the periodic sweeper. Lost events are redelivered from the outbox; this covers what no
+    entry records: a story whose task finished while its event could still be lost (before the
+    outbox), or a release a handler never ran. A story still open whose current task is
+    finished gets that task's outcome (`sync_story`), then `release` hands out what is due.
+    Costs one read of each active sprint's stories, and of their open tasks, when nothing is due."""
     active = Query(tenant_path(tenant_id, "sprints")).where("status", "==", SprintStatus.ACTIVE.value).take(limit)
     moved = 0
     for doc in rt.store.query(active):
+        synced = sum(bool(sync_story(rt, TaskFinished(tenant_id, task_id=task_id, status=status)))
+                     for task_id, status in _finished_behind(rt, tenant_id, doc.id))
         out = release(rt, tenant_id, doc.id)
-        moved += bool(out.tasks or out.completed)
+        moved += bool(synced or out.tasks or out.completed)
     return moved
+
+
+def _finished_behind(rt: Runtime, tenant_id: str, sprint_id: str) -> list[tuple[str, str]]:
+    """(taskId, status) of each open story's current task that finished without the story knowing."""
+    stories = [d.data for d in rt.store.query(stories_query(tenant_id, sprint_id))]
+    waiting = [s["taskId"] for s in stories if StoryStatus(s["status"]) in OPEN and released(s)]
+    if not waiting:
+        return []
+    tasks = rt.store.run_transaction(lambda tx: read_tasks(tx, tenant_id, waiting))
+    return [(task_id, task["status"]) for task_id, task in tasks.items() if task["status"] not in OPEN_TASK]

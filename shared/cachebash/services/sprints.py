@@ -38,12 +38,12 @@ from cachebash.domain.sprints import (
     waiting_for,
 )
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
-from cachebash.ports.bus import Event
 from cachebash.ports.store import Transaction
 from cachebash.services import directory
+from cachebash.services.events import StoryChanged, TaskFinished
+from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
 from cachebash.services.sprint_flow import (
-    STORY_CHANGED,
     Released,
     announce,
     close_sprint,
@@ -59,7 +59,6 @@ from cachebash.services.sprint_flow import (
     unlock_may_follow,
     write_release,
 )
-from cachebash.services.tasks import TASK_FINISHED
 
 S = StoryStatus
 
@@ -77,17 +76,17 @@ def create_sprint(rt: Runtime, caller: Caller, cmd: CreateSprint) -> dict[str, A
     stories = {s.id: new_story(sprint, s, i, caller.program_id, now) for i, s in enumerate(cmd.stories)}
     warnings = _target_warnings(rt, caller, {s["target"] for s in stories.values()})
 
-    def write(tx: Transaction) -> Released:
+    def write(tx: Changes) -> Released:
         due = due_for_release(sprint, stories)
         programs = load_programs(tx, caller.tenant_id)
         changes, out = write_release(tx, rt, caller.tenant_id, sprint, stories, due, set(), programs, now)
         tx.create(sprint_path(caller.tenant_id, sprint_id), sprint)
         for story_id, story in stories.items():
             tx.create(story_path(caller.tenant_id, sprint_id, story_id), {**story, **changes.get(story_id, {})})
+        announce(tx, caller.tenant_id, out)
         return out
 
-    out = rt.store.run_transaction(write)
-    announce(rt, caller.tenant_id, out)
+    out = transact(rt, write)
     result: dict[str, Any] = {
         "success": True, "sprintId": sprint_id, "projectName": cmd.projectName, "stories": len(stories),
         "waves": sorted({s.wave for s in cmd.stories}),
@@ -137,7 +136,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         raise InvalidInput("status: give at least one of status, progress or currentAction", field="status")
     now = rt.clock.iso()
 
-    def write(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    def write(tx: Changes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         sprint = _open_sprint(tx, caller, cmd.sprintId)
         stories = load_stories(tx, caller.tenant_id, cmd.sprintId)
         story = stories.get(cmd.storyId)
@@ -156,16 +155,16 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
         tx.update(story_path(caller.tenant_id, cmd.sprintId, cmd.storyId), changes)
+        closed = None
         if task is not None and task_changes:
-            tx.update(task_path(caller.tenant_id, task["taskId"]), task_changes)
-        return story, changes, ({**task, **task_changes} if task is not None and task_changes else None)
+            closed = {**task, **task_changes}
+            tx.update(task_path(caller.tenant_id, closed["taskId"]), task_changes)
+            tx.emit(TaskFinished(caller.tenant_id, task_id=closed["taskId"], status=closed["status"]))
+        if unlock_may_follow(changes):
+            tx.emit(StoryChanged(caller.tenant_id, sprint_id=cmd.sprintId, story_id=cmd.storyId))
+        return story, changes, closed
 
-    story, changes, closed_task = rt.store.run_transaction(write)
-    if closed_task is not None:
-        rt.bus.publish(Event(TASK_FINISHED, caller.tenant_id,
-                             {"taskId": closed_task["taskId"], "status": closed_task["status"]}))
-    if unlock_may_follow(changes):
-        rt.bus.publish(Event(STORY_CHANGED, caller.tenant_id, {"sprintId": cmd.sprintId, "storyId": cmd.storyId}))
+    story, changes, closed_task = transact(rt, write)
     after = {**story, **changes}
     result = {"success": True, "sprintId": cmd.sprintId, "storyId": cmd.storyId, "status": after["status"],
               "run": after["run"], "progress": after.get("progress"), "currentAction": after.get("currentAction")}
@@ -243,7 +242,7 @@ def add_story_to_sprint(rt: Runtime, caller: Caller, cmd: AddStoryToSprint) -> d
     now = rt.clock.iso()
     warnings = _target_warnings(rt, caller, {cmd.story.target} if cmd.story.target else set())
 
-    def write(tx: Transaction) -> tuple[Released, dict[str, Any]]:
+    def write(tx: Changes) -> tuple[Released, dict[str, Any]]:
         sprint = _open_sprint(tx, caller, cmd.sprintId)
         _check_owner(caller, sprint, "add stories to")
         stories = load_stories(tx, caller.tenant_id, cmd.sprintId)
@@ -260,10 +259,10 @@ def add_story_to_sprint(rt: Runtime, caller: Caller, cmd: AddStoryToSprint) -> d
         tx.create(story_path(caller.tenant_id, cmd.sprintId, cmd.story.id), story)
         for sid, change in changes.items():
             tx.update(story_path(caller.tenant_id, cmd.sprintId, sid), change)
+        announce(tx, caller.tenant_id, out)
         return out, story
 
-    out, story = rt.store.run_transaction(write)
-    announce(rt, caller.tenant_id, out)
+    out, story = transact(rt, write)
     states_note = "claimable now" if story["taskId"] else "locked until its wave and dependencies allow"
     result: dict[str, Any] = {"success": True, "sprintId": cmd.sprintId, "storyId": cmd.story.id,
                               "wave": cmd.story.wave, "taskId": story["taskId"],
@@ -276,7 +275,7 @@ def add_story_to_sprint(rt: Runtime, caller: Caller, cmd: AddStoryToSprint) -> d
 def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[str, Any]:
     now = rt.clock.iso()
 
-    def write(tx: Transaction) -> tuple[dict[str, Any], Released, list[dict[str, Any]], list[dict[str, Any]]]:
+    def write(tx: Changes) -> tuple[dict[str, Any], Released, list[dict[str, Any]], list[dict[str, Any]]]:
         sprint = _open_sprint(tx, caller, cmd.sprintId)
         _check_owner(caller, sprint, "complete or cancel")
         stories = list(load_stories(tx, caller.tenant_id, cmd.sprintId).values())
@@ -300,12 +299,12 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
         changes, out = close_sprint(tx, rt, caller.tenant_id, sprint, stories, programs, now, status,
                                     caller.program_id, cmd.reason)
         out = out.merge(_tell_running(tx, rt, caller, sprint, cmd.reason, running, programs, now))
+        for task in cancelled:
+            tx.emit(TaskFinished(caller.tenant_id, task_id=task["taskId"], status=task["status"]))
+        announce(tx, caller.tenant_id, out)
         return {**sprint, **changes}, out, cancelled, running
 
-    sprint, out, cancelled, running = rt.store.run_transaction(write)
-    for task in cancelled:
-        rt.bus.publish(Event(TASK_FINISHED, caller.tenant_id, {"taskId": task["taskId"], "status": task["status"]}))
-    announce(rt, caller.tenant_id, out)
+    sprint, out, cancelled, running = transact(rt, write)
     result = {"success": True, "sprint": public_sprint(sprint), "cancelledTasks": [t["taskId"] for t in cancelled]}
     if running:
         result["stillRunning"] = [{"taskId": t["taskId"], "claimedBy": t.get("claimedBy")} for t in running]

@@ -1,4 +1,5 @@
-"""Periodic housekeeping: take back expired leases, close expired tasks, forget old
+"""Periodic housekeeping: take back expired leases, close expired tasks, deliver again the
+events whose delivery failed (the outbox), bring sprints in line with their tasks, forget old
 idempotency records.
 
 Embedded, a timer in the server process calls `sweep`; in the cloud the scheduled
@@ -11,8 +12,8 @@ from __future__ import annotations
 from functools import partial
 
 from cachebash.domain.task_states import Phase
-from cachebash.ports.store import Query, Transaction
-from cachebash.services import claims, sprint_flow
+from cachebash.ports.store import Query
+from cachebash.services import claims, outbox, sprint_flow
 from cachebash.services.idempotency import COLLECTION as IDEMPOTENCY
 from cachebash.services.runtime import Runtime, tenant_path
 
@@ -24,8 +25,8 @@ def tenant_ids(rt: Runtime) -> list[str]:
 
 
 def sweep(rt: Runtime) -> dict[str, int]:
-    counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "idempotencyPurged": 0,
-              "sprintsRepaired": 0}
+    counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "eventsRedelivered": 0,
+              "idempotencyPurged": 0, "sprintsRepaired": 0}
     for tenant_id in tenant_ids(rt):
         now = rt.clock.iso()
         tasks = Query(tenant_path(tenant_id, "tasks"))
@@ -39,15 +40,11 @@ def sweep(rt: Runtime) -> dict[str, int]:
         stale = tasks.where("phase", "==", Phase.QUEUED.value).where("expiresAt", "<=", now)
         for doc in rt.store.query(stale.order("expiresAt").take(BATCH)):
             counts["tasksExpired"] += claims.expire_unclaimed(rt, tenant_id, doc.id)
+        counts["eventsRedelivered"] += outbox.redeliver(rt, tenant_id)
         counts["sprintsRepaired"] += sprint_flow.repair(rt, tenant_id)
         old = Query(tenant_path(tenant_id, IDEMPOTENCY)).where("expiresAt", "<=", now).take(BATCH)
         paths = [doc.path for doc in rt.store.query(old)]
         if paths:
-            rt.store.run_transaction(partial(_delete_all, paths=paths))
+            rt.store.run_transaction(partial(outbox.delete_all, paths=paths))
             counts["idempotencyPurged"] += len(paths)
     return counts
-
-
-def _delete_all(tx: Transaction, *, paths: list[str]) -> None:
-    for path in paths:
-        tx.delete(path)

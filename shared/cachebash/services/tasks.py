@@ -10,11 +10,12 @@ from typing import Any
 from cachebash.domain.errors import NotFound
 from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef
-from cachebash.ports.bus import Event
-from cachebash.ports.store import Doc, Query, Transaction
+from cachebash.ports.store import Doc, Query
 from cachebash.services import cursors, interrupts
 from cachebash.services.directory import resolve_target
+from cachebash.services.events import TaskQueued
 from cachebash.services.idempotency import run_once
+from cachebash.services.outbox import Changes
 from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
 
 _STATUS_PHASE = {
@@ -23,11 +24,6 @@ _STATUS_PHASE = {
     StatusFilter.DONE: Phase.DONE,
     StatusFilter.DEAD: Phase.DEAD,
 }
-# Published whenever a task becomes claimable (created, released, retried), so waiting
-# workers wake up; and when it finishes, so sprints and creators can react.
-TASK_QUEUED = "task.created"
-TASK_FINISHED = "task.completed"
-
 # Fields returned to agents for every task; internal bookkeeping (phase, rank) stays hidden.
 _PUBLIC_FIELDS = (
     "taskId", "title", "status", "priority", "type", "action", "target", "source", "instructions",
@@ -85,16 +81,14 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
     if warning:
         result["warning"] = warning
 
-    def write(tx: Transaction) -> dict[str, Any]:
+    def write(tx: Changes) -> dict[str, Any]:
         tx.create(path, task)
+        tx.emit(TaskQueued(caller.tenant_id, task_id=task_id, target=target))
+        if push := interrupts.task_push(caller.tenant_id, task):
+            tx.emit(push)
         return result
 
-    result, replayed = run_once(rt, caller, "create_task", cmd, write)
-    if not replayed:
-        rt.bus.publish(Event(TASK_QUEUED, caller.tenant_id, {"taskId": result["taskId"], "target": target}))
-        if push := interrupts.task_push(caller.tenant_id, task):
-            rt.bus.publish(push)
-    return result
+    return run_once(rt, caller, "create_task", cmd, write)[0]
 
 
 def _route(rt: Runtime, caller: Caller, target: str, fallback: str | None) -> tuple[str, str | None, str | None]:

@@ -1,25 +1,41 @@
-"""Which committed changes wake which waiting callers (see ports/signals)."""
+"""Which committed changes wake which waiting callers (see ports/signals), as a decorator on
+whichever bus a runtime uses: an instance wakes its own waiters at once, in both runtimes;
+other instances (Cloud Functions on one Firestore) find the change by their bounded poll."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cachebash.ports.bus import Event
+from cachebash.ports.bus import Bus, Event
 from cachebash.ports.signals import OWNER_KEY, Signals, inbox_key, queue_key
-from cachebash.services.relay import MESSAGES_DELIVERED
+from cachebash.services.events import MessagesDelivered, TaskQueued
 from cachebash.services.runtime import Caller
-from cachebash.services.tasks import TASK_QUEUED
 
 
 def wake(signals: Signals, event: Event) -> None:
     signals.notify(event.tenant_id, [OWNER_KEY])  # any change may show on a console page that waits
-    if event.topic == TASK_QUEUED and event.data.get("target"):
-        signals.notify(event.tenant_id, [queue_key(event.data["target"])])
-    elif event.topic == MESSAGES_DELIVERED:
-        signals.notify(event.tenant_id, [inbox_key(t) for t in event.data.get("targets", [])])
+    if isinstance(event, TaskQueued) and event.target:
+        signals.notify(event.tenant_id, [queue_key(event.target)])
+    elif isinstance(event, MessagesDelivered):
+        signals.notify(event.tenant_id, [inbox_key(t) for t in event.targets])
 
 
-WAKING_TOPICS = (TASK_QUEUED, MESSAGES_DELIVERED)
+class WakingBus(Bus):
+    """Hands every event to `inner`, then wakes local waiters (also when the inner delivery
+    failed: the change itself is committed either way)."""
+
+    def __init__(self, inner: Bus, signals: Signals) -> None:
+        self.inner = inner
+        self.signals = signals
+
+    def durable(self, event: Event) -> bool:
+        return self.inner.durable(event)
+
+    def publish(self, event: Event) -> None:
+        try:
+            self.inner.publish(event)
+        finally:
+            wake(self.signals, event)
 
 
 def queue_keys(caller: Caller, cmd: Any) -> list[str]:
