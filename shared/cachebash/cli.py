@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # httptools, uvloop (picked by loop="auto" where installed: a dependency except on Windows)
         # and no access log: the bare stack's cost per request drops by more than half (README,
         # Benchmark), so CacheBash's own work is most of what a call costs.
-        uvicorn.run(build_app(runtime, host=settings.host), host=settings.host, port=settings.port,
+        uvicorn.run(build_app(runtime, host=settings.host, settings=settings), host=settings.host, port=settings.port,
                     log_level="warning", http="httptools", loop="auto", access_log=False)
     finally:
         sweeper.stop()

@@ -119,7 +119,8 @@ def mcp_function() -> Any:
         settings = Settings.from_env()
         console = ConsoleConfig(firebase=settings.firebase_web or _default_firebase_web(settings),
                                 auth_emulator=settings.auth_emulator, vapid_key=settings.vapid_key)
-        app = build_app(runtime(), host="0.0.0.0", owner_auth=FirebaseAuth(verifier()), console=console)
+        app = build_app(runtime(), host="0.0.0.0", owner_auth=FirebaseAuth(verifier()), console=console,
+                        settings=settings)
         return app, app.app  # ApiKeyAuth around the SDK's Starlette app (whose lifespan must run)
 
     return AsgiFunction(build)

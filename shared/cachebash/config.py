@@ -39,6 +39,12 @@ class Settings:
     bus: str | None = None
     #: Where pushes go: "log" or "fcm"; None: the runtime's default (embedded log, cloud FCM).
     notifier: str | None = None
+    #: Serve simple tool calls without the MCP SDK's stack (CACHEBASH_MCP_FAST_PATH=0 turns it off).
+    fast_path: bool = True
+    #: The benchmark's own routes (memory, reset); only `cachebash bench` turns them on.
+    bench_routes: bool = False
+    #: Host headers allowed on a non-loopback bind (CACHEBASH_ALLOWED_HOSTS, comma-separated).
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +66,9 @@ class Settings:
             else None,
             bus=_choice("CACHEBASH_BUS", BUSES),
             notifier=_choice("CACHEBASH_NOTIFIER", NOTIFIERS),
+            fast_path=env.get("CACHEBASH_MCP_FAST_PATH", "1") != "0",
+            bench_routes=env.get("CACHEBASH_BENCH_ROUTES", "") == "1",
+            allowed_hosts=tuple(h.strip() for h in env.get("CACHEBASH_ALLOWED_HOSTS", "").split(",") if h.strip()),
         )
 
     @property

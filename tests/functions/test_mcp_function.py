@@ -3,9 +3,12 @@ functions-framework's async (ASGI) support."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from cachebash import cloud
 from cachebash.domain.programs import CreateKey
 from cachebash.services import keys
 from cachebash.services.runtime import Runtime
+from support.backends import Emulators
 from support.gcp import MAIN
 from support.server import Agent, function_process
 
@@ -37,7 +41,7 @@ def test_mcp_through_functions_framework_test_client(cloud_env: Runtime) -> None
         assert answer.status_code == 200
         result: dict[str, Any] = answer.json()["result"]
         assert result["isError"] is False and result["structuredContent"]["status"] == "created"
-    cloud.mcp_function.cache_clear()
+    cloud.reset()
 
 
 @pytest.fixture
@@ -61,3 +65,27 @@ async def test_official_mcp_client_against_the_function(function_server: tuple[s
         claimed = await builder.call("claim_task", taskId=task["taskId"])
         assert claimed["claimedBy"] == "builder"
         assert (await builder.fail("claim_task", taskId=task["taskId"]))["code"] == "ALREADY_CLAIMED"
+
+
+async def test_a_waiter_on_the_same_cloud_instance_is_woken_at_once(tmp_path: Path, emulators: Emulators) -> None:
+    """The cloud runtime (Pub/Sub bus, Firestore) wakes its own waiting callers when it commits a
+    change; without that, a waiter would find the message only at its next poll (0.5 s, 1.5 s, 3.5 s…)."""
+    found = emulators.get("firestore-google")
+    env = {**os.environ, "CACHEBASH_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": found.host,
+           "GOOGLE_CLOUD_PROJECT": f"demo-{uuid.uuid4().hex[:10]}", "CACHEBASH_BUS": "pubsub",
+           "CACHEBASH_NOTIFIER": "log", "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"}  # a direct message publishes nothing
+    key = subprocess.run([str(BIN / "cachebash"), "keys", "create", "--program", "lead", "--admin"],
+                         capture_output=True, text=True, check=True, env=env).stdout.strip()
+    with function_process("mcp", env) as base:
+        url = f"{base}/v1/mcp"
+        async with Agent(url, key) as lead:
+            builder_key = (await lead.call("create_key", programId="builder"))["apiKey"]
+            async with Agent(url, builder_key) as builder:
+                waiting = asyncio.ensure_future(builder.call("get_messages", wait_seconds=20))
+                await asyncio.sleep(2.0)  # between the waiter's polls at 1.5 s and 3.5 s
+                await lead.call("send_message", target="builder", message="now")
+                sent = time.monotonic()
+                got = await waiting
+                woken = time.monotonic() - sent
+    assert got["count"] == 1
+    assert woken < 0.1, f"woken {woken * 1000:.0f} ms after the send returned"

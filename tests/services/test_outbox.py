@@ -256,3 +256,38 @@ def test_local_events_and_ordinary_task_finishes_write_no_outbox_entry(runtime: 
     claims.complete_task(runtime, who["b1"], parse(CompleteTask, {"taskId": task["taskId"]}))
     relay.send_message(runtime, who["lead"], parse(SendMessage, {"target": "b1", "message": "direct"}))
     assert docs(runtime, outbox.COLLECTION) == [], "not even briefly"
+
+
+class Deaf(InProcessBus):
+    """A bus that loses every event, as the bus before the outbox could when a handler failed."""
+
+    def durable(self, event: Event) -> bool:
+        return False
+
+    def publish(self, event: Event) -> None:
+        return None
+
+
+def test_a_story_whose_finish_event_was_lost_is_brought_in_line_and_the_sprint_completes(
+        runtime: Runtime, clock: ManualClock) -> None:
+    """The case the outbox came for: a story task completed, its `sync_story` never ran (and no
+    outbox entry exists, as before this change). The sweeper finishes the story, unlocks wave 2,
+    and once wave 2 is done too, completes the sprint."""
+    who = team(runtime)
+    deaf = build_runtime(store=runtime.store, clock=clock, bus=Deaf())
+    created = sprints.create_sprint(runtime, who["lead"], parse(CreateSprint, {
+        "projectName": "Lost", "target": "builders",
+        "stories": [{"id": "a", "title": "A"}, {"id": "b", "title": "B", "wave": 2}],
+    }))
+    sprint_path = f"sprints/{created['sprintId']}/stories"
+    for story in ("a", "b"):
+        (task,) = docs(runtime, "tasks", storyId=story)
+        claims.claim_task(deaf, who["b1"], ClaimTask(taskId=task["taskId"]))
+        claims.complete_task(deaf, who["b1"], parse(CompleteTask, {"taskId": task["taskId"]}))
+        assert {s["storyId"]: s["status"] for s in docs(runtime, sprint_path)}[story] != "complete", "event lost"
+        assert sweeper.sweep(runtime)["sprintsRepaired"] == 1
+        assert {s["storyId"]: s["status"] for s in docs(runtime, sprint_path)}[story] == "complete"
+        assert sweeper.sweep(runtime)["sprintsRepaired"] == 0, "once"
+    (sprint,) = docs(runtime, "sprints")
+    assert sprint["status"] == "completed"
+    assert [t["storyId"] for t in docs(runtime, "tasks", type="sprint-story")].count("b") == 1

@@ -14,7 +14,6 @@ Firestore adapter) exposes an integer `rpc_count` and adds one per RPC; SQLite h
 
 from __future__ import annotations
 
-import os
 import resource
 from typing import Any
 
@@ -22,12 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cachebash.services.runtime import Runtime
-
-ENV = "CACHEBASH_BENCH_ROUTES"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "") == "1"
 
 
 def memory() -> dict[str, int]:

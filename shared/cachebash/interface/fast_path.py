@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -48,16 +47,11 @@ from cachebash.services.runtime import Caller, Runtime
 
 log = logging.getLogger(__name__)
 
-ENV = "CACHEBASH_MCP_FAST_PATH"
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAM_KEYS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"})}
 _HEADERS = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON = b"application/json"
 SERVED_VERSIONS = frozenset({*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS})
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "1") != "0"
 
 
 class FastPath:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -12,8 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cachebash import __version__
+from cachebash.config import Settings
 from cachebash.domain.errors import Unauthenticated
-from cachebash.interface import bench_routes, console_routes, fast_path
+from cachebash.interface import bench_routes, console_routes
 from cachebash.interface.console_routes import ConsoleConfig, ConsoleRoutes
 from cachebash.interface.fast_path import FastPath
 from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
@@ -69,11 +69,11 @@ async def _unauthorized(exc: Unauthenticated, scope: Scope, receive: Receive, se
     await response(scope, receive, send)
 
 
-def _transport_security(host: str) -> TransportSecuritySettings:
+def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportSecuritySettings:
     """DNS-rebinding protection stays on for a loopback bind; for other binds the allowed
     Host headers come from CACHEBASH_ALLOWED_HOSTS (comma-separated), or are not checked
     when it is unset, since every request must carry a valid API key anyway."""
-    allowed = [h.strip() for h in os.environ.get("CACHEBASH_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    allowed = list(allowed_hosts)
     if host in LOCAL_HOSTS:
         allowed += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     elif not allowed:
@@ -85,9 +85,10 @@ def _transport_security(host: str) -> TransportSecuritySettings:
 
 
 def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAuth | None = None,
-              console: ConsoleConfig | None = None) -> Any:
+              console: ConsoleConfig | None = None, settings: Settings | None = None) -> Any:
     """MCP for agents at /v1/mcp; the console and the owner API for the person (signed in with a
     console session unless `owner_auth` says otherwise, e.g. Firebase in the cloud)."""
+    settings = settings or Settings.from_env()
     server = build_mcp_server(runtime)
 
     async def health(_: Request) -> Response:
@@ -96,10 +97,10 @@ def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAut
     server.custom_route("/health", methods=["GET"])(health)
     owner = owner_auth or SessionAuth(runtime)
     console_routes.register(server, ConsoleRoutes(runtime, owner, console or ConsoleConfig()))
-    if bench_routes.enabled():
+    if settings.bench_routes:
         bench_routes.register(server, runtime)
 
-    security = _transport_security(host)
+    security = _transport_security(host, settings.allowed_hosts)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         json_response=True,
@@ -109,7 +110,7 @@ def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAut
         host=host,
     )
     fast = None
-    if fast_path.enabled():
+    if settings.fast_path:
         fast = FastPath(app, runtime, all_tools(), make_runner(runtime), path=MCP_PATH, security=security,
                         max_body=MAX_BODY_BYTES, server_info={"name": SERVER_NAME, "version": __version__})
     return ApiKeyAuth(app, runtime, fast=fast)
