@@ -1,4 +1,5 @@
-"""Imports point one way: domain <- ports <- services <- adapters / interface <- bootstrap, CLI."""
+"""Imports point one way: domain <- ports <- services <- adapters / interface <- bootstrap, CLI.
+The interface may also read `config` (the settings, a leaf over domain) to build its app."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "ports": {"domain", "ports"},
     "services": {"domain", "ports", "services"},
     "adapters": {"domain", "ports", "adapters"},
-    "interface": {"domain", "ports", "services", "interface", "__init__"},
+    "interface": {"domain", "ports", "services", "interface", "config", "__init__"},
 }
 
 
