@@ -150,7 +150,8 @@ class Dispatcher:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._forget_loop, name="cachebash-outbox", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            if len(self._delivered) in (1, FORGET_BATCH):  # start a batch, or cut a full one short
+                self._lock.notify()
 
     def _forget_loop(self) -> None:
         while True:
