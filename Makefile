@@ -7,7 +7,7 @@ export CACHEBASH_DATA_DIR ?= $(CURDIR)/.cachebash
 # The npm Firestore stand-in (pinned in tests/emulator); installed when npm exists, else its tests skip.
 EMULATOR_DEPS := tests/emulator/node_modules/.installed
 
-.PHONY: install serve test test-google emulator-deps console-vendor lint clean
+.PHONY: install serve test test-google emulator-deps console-vendor lint clean cloud-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ test: $(VENV)/.installed-test emulator-deps
 # The same suite with Google's Firestore emulator started for it (the gcloud component).
 test-google: $(VENV)/.installed-test emulator-deps
 	$(PYTHON) tests/support/firestore_emulator.py exec-google -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole Google Cloud topology on this machine, in the foreground until Ctrl-C (README, "The whole
+# cloud locally"): emulators, every function under functions-framework, Pub/Sub push, the Firestore relay.
+$(VENV)/.installed-cloud: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[cloud]'
+	@touch $@ $(VENV)/.installed
+
+cloud-local: $(VENV)/.installed-cloud
+	$(BIN)/python -m cachebash.cloud_local $(CLOUD_LOCAL_ARGS)
 
 # The Firebase JS SDK's compat builds the web console loads, copied from the pinned npm package
 # (tests/emulator) and committed, so `make serve` needs no Node. Rerun after bumping `firebase`.
