@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -10,6 +12,16 @@ from cachebash.domain.inputs import Id, IdempotencyKey, Input, LongText, Name, S
 from cachebash.domain.tasks import Priority
 
 DEFAULT_MESSAGE_TTL = 24 * 3600
+#: A delivered message is kept this long after its delivery (for get_message, get_thread, ACKs and
+#: the console), then the sweeper deletes it. Undelivered messages are deleted when their ttl runs
+#: out, except those to the human: they stay in the person's inbox and count as delivered from then.
+DELIVERED_RETENTION_SECONDS = 30 * 24 * 3600
+
+
+def live(message: Mapping[str, Any], now: str) -> bool:
+    """Whether a message may still be delivered: its ttl has not run out."""
+    expires = message.get("expiresAt")
+    return not isinstance(expires, str) or expires > now
 
 
 class MessageType(StrEnum):
@@ -42,7 +54,8 @@ class SendMessage(Input):
     threadId: ShortText | None = Field(None, description="Conversation thread; read it whole with get_thread.")
     reply_to: Id | None = Field(
         None,
-        description="messageId this answers (an ACK to a DIRECTIVE, a RESULT to a QUERY).",
+        description="messageId this answers (an ACK to a DIRECTIVE, a RESULT to a QUERY): a message you sent or "
+                    "received; only its recipient may ACK it.",
     )
     ttl: Ttl = Field(DEFAULT_MESSAGE_TTL, description="Seconds until an undelivered message expires (default 86400).")
     idempotency_key: IdempotencyKey | None = None

@@ -56,6 +56,10 @@ INDEXES: tuple[Index, ...] = (
     _index("messages", "target", "-createdAt"),
     # Usage (services.usage): the tasks finished in a window, per finished phase, newest first.
     _index("tasks", "phase", "-completedAt"),
+    # Housekeeping (services.sweeper): expired and long-delivered messages, summarised push counters.
+    _index("messages", "delivered", "expiresAt"),
+    _index("messages", "delivered", "deliveredAt"),
+    _index("push_usage", "pending", "hour"),
 )
 
 

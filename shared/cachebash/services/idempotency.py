@@ -4,6 +4,10 @@ undelivered (its publish failed: the retry is what the agent does next).
 
 The record is read and written inside the same transaction as the operation itself, so two
 concurrent calls with one key cannot both act: one commits, the other sees its record.
+
+A record is kept `RETENTION_SECONDS` after its call, whatever became of what the call made (a
+task that expired, a message deleted since), then the sweeper deletes it (`expired_query`,
+re-checked by `expired` in the deleting transaction, so a record a retry just wrote again stays).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from cachebash.domain.errors import Conflict
 from cachebash.domain.inputs import Input
-from cachebash.ports.store import AlreadyExists
+from cachebash.ports.store import AlreadyExists, Query
 from cachebash.services.outbox import Changes, Pending, replayed_events, run, transact
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 
@@ -67,3 +71,13 @@ def run_once(rt: Runtime, caller: Caller, tool: str, cmd: Input, body: Body) -> 
         (result, replayed, undelivered), pending = run(rt, once)
     rt.dispatcher.dispatch([*pending, *undelivered])
     return result, replayed
+
+
+def expired_query(tenant_id: str, cutoff: str) -> Query:
+    """Records whose retention ran out by `cutoff` (the sweeper passes now)."""
+    return Query(tenant_path(tenant_id, COLLECTION)).where("expiresAt", "<=", cutoff).order("expiresAt")
+
+
+def expired(record: dict[str, Any], cutoff: str) -> bool:
+    expires = record.get("expiresAt")
+    return isinstance(expires, str) and expires <= cutoff

@@ -3,13 +3,18 @@
 A group message is recorded once with its recipient list fixed at send time, then
 expanded by the `MulticastSent` handler into per-member copies whose ids derive from
 the multicast id, so a redelivered event writes nothing new.
+
+Nothing is kept for ever: the sweeper deletes messages whose ttl ran out undelivered (those to
+the human are closed instead: they stay in the person's inbox), delivered messages
+`DELIVERED_RETENTION_SECONDS` after delivery, and group records once their ttl ran out.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from cachebash.domain.errors import NotFound
+from cachebash.domain.errors import Forbidden, NotFound
 from cachebash.domain.messages import (
     DEFAULT_MESSAGE_TTL,
     GetMessages,
@@ -17,7 +22,9 @@ from cachebash.domain.messages import (
     MessageRef,
     MessageType,
     SendMessage,
+    live,
 )
+from cachebash.domain.programs import HUMAN
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services import cursors, interrupts
@@ -99,15 +106,27 @@ def system_message(rt: Runtime, tenant_id: str, message_id: str, target: str, te
 
 def _write_with_ack(tx: Transaction, caller: Caller, cmd: SendMessage, path: str, doc: dict[str, Any],
                     now: str) -> None:
-    """Write the message; an ACK with reply_to also marks the message it answers acknowledged."""
+    """Write the message; an ACK with reply_to also marks the message it answers acknowledged.
+
+    `reply_to` must name a message the caller sent or received (an admin may name any); any
+    other id, existing or not, gets the same NOT_FOUND, so it tells nobody what exists. Only
+    the message's recipient may acknowledge it."""
     original_path = None
     if cmd.reply_to:
         original_path = tenant_path(caller.tenant_id, "messages", cmd.reply_to)
-        if tx.get(original_path) is None:
-            raise NotFound(f"reply_to: no message {cmd.reply_to}", field="reply_to")
+        original = tx.get(original_path)
+        if original is None or not _visible(caller, original):
+            raise NotFound(f"reply_to: no message {cmd.reply_to} sent by or to you", field="reply_to")
+        if cmd.message_type is MessageType.ACK and original["target"] != caller.program_id:
+            raise Forbidden(f"reply_to: only the recipient of message {cmd.reply_to} ({original['target']}) may "
+                            "acknowledge it; reply with another message_type", field="reply_to")
     tx.create(path, doc)
     if original_path and cmd.message_type is MessageType.ACK:
         tx.update(original_path, {"acknowledgedAt": now, "acknowledgedBy": caller.program_id})
+
+
+def _visible(caller: Caller, message: dict[str, Any]) -> bool:
+    return caller.admin or caller.program_id in (message["source"], message["target"])
 
 
 def fan_out(rt: Runtime, event: MulticastSent) -> int:
@@ -148,20 +167,51 @@ def _inbox_query(caller: Caller, cmd: GetMessages) -> Query:
     return query.order("priorityRank").order("createdAt")
 
 
+#: get_messages reads the inbox in pages (the first `2 * limit`, then `SCAN_PAGE`), at most
+#: `SCAN_PAGES` of them, past messages whose ttl ran out, so those never hide the ones behind them
+#: (the sweeper deletes them; until it has, they are skipped). At most 2 * 50 + 4 * 100 documents.
+SCAN_PAGE = 100
+SCAN_PAGES = 5
+
+
+def _live_inbox(rt: Runtime, query: Query, limit: int, now: str) -> list[Doc]:
+    """The first `limit` undelivered messages that have not expired, in inbox order."""
+    found: list[Doc] = []
+    page_size = limit * 2
+    for _ in range(SCAN_PAGES):
+        page = rt.store.query(query.take(page_size))
+        found += [doc for doc in page if live(doc.data, now)]
+        if len(found) >= limit or len(page) < page_size:
+            break
+        query, page_size = query.after(page[-1].cursor(query)), SCAN_PAGE
+    return found[:limit]
+
+
 def get_messages(rt: Runtime, caller: Caller, cmd: GetMessages) -> dict[str, Any]:
     now = rt.clock.iso()
-    query = _inbox_query(caller, cmd).take(cmd.limit * 2)
-
-    def deliver(tx: Transaction) -> list[dict[str, Any]]:
-        docs = [d for d in tx.query(query) if (d.data.get("expiresAt") or "~") > now][: cmd.limit]
-        if not cmd.peek:
-            for doc in docs:
-                tx.update(doc.path, {"delivered": True, "deliveredAt": now, "deliveredSession": cmd.sessionId})
-        return [{**d.data, "delivered": not cmd.peek, "deliveredAt": None if cmd.peek else now} for d in docs]
-
-    messages = rt.store.run_transaction(deliver)
+    query = _inbox_query(caller, cmd)
+    messages: list[dict[str, Any]] = []
+    for _ in range(2):  # a second look only when a racing session took every message this one found
+        found = _live_inbox(rt, query, cmd.limit, now)
+        if cmd.peek or not found:
+            messages = [doc.data for doc in found]
+            break
+        messages = rt.store.run_transaction(partial(_deliver, paths=[doc.path for doc in found], now=now,
+                                                    session=cmd.sessionId))
+        if messages:
+            break
     shown = [public(m) for m in messages]
     return {"success": True, "hasMessages": bool(shown), "count": len(shown), "messages": shown}
+
+
+def _deliver(tx: Transaction, *, paths: list[str], now: str, session: str | None) -> list[dict[str, Any]]:
+    """Mark delivered those still undelivered: read again in the transaction, so of racing
+    sessions exactly one delivers each message."""
+    current = [(p, d) for p, d in zip(paths, tx.get_all(paths), strict=True)
+               if d is not None and d.get("delivered") is False and live(d, now)]
+    for path, _ in current:
+        tx.update(path, {"delivered": True, "deliveredAt": now, "deliveredSession": session})
+    return [{**d, "delivered": True, "deliveredAt": now} for _, d in current]
 
 
 def get_thread(rt: Runtime, caller: Caller, cmd: GetThread) -> dict[str, Any]:
@@ -198,6 +248,57 @@ def get_thread(rt: Runtime, caller: Caller, cmd: GetThread) -> dict[str, Any]:
 def get_message(rt: Runtime, caller: Caller, cmd: MessageRef) -> dict[str, Any]:
     """Read one message you sent or received, e.g. to see whether the human answered it."""
     message = rt.store.get(tenant_path(caller.tenant_id, "messages", cmd.messageId))
-    if message is None or not (caller.admin or caller.program_id in (message["source"], message["target"])):
+    if message is None or not _visible(caller, message):
         raise NotFound(f"no message {cmd.messageId} sent by or to you", field="messageId")
     return {"success": True, "message": public(message)}
+
+
+# --- housekeeping (the sweeper) ------------------------------------------------------------------
+
+def expired_query(tenant_id: str, now: str) -> Query:
+    """Undelivered messages whose ttl ran out, oldest expiry first."""
+    return (Query(tenant_path(tenant_id, "messages")).where("delivered", "==", False)
+            .where("expiresAt", "<=", now).order("expiresAt"))
+
+
+def close_expired(rt: Runtime, tenant_id: str, limit: int) -> int:
+    """Delete up to `limit` messages whose ttl ran out undelivered: nobody can read them any more.
+    Those to the human are the person's inbox (still answerable there): they are closed instead,
+    as delivered now, and forgotten with the delivered ones. Returns how many were closed."""
+    now = rt.clock.iso()
+    paths = [doc.path for doc in rt.store.query(expired_query(tenant_id, now).take(limit))]
+    if not paths:
+        return 0
+
+    def close(tx: Transaction) -> int:
+        due = [(p, d) for p, d in zip(paths, tx.get_all(paths), strict=True)
+               if d is not None and d.get("delivered") is False and not live(d, now)]
+        for path, message in due:
+            if message.get("target") == HUMAN:
+                tx.update(path, {"delivered": True, "deliveredAt": now})
+            else:
+                tx.delete(path)
+        return len(due)
+
+    return rt.store.run_transaction(close)
+
+
+def forgettable_query(tenant_id: str, cutoff: str) -> Query:
+    """Messages delivered at or before `cutoff` (the sweeper passes now - DELIVERED_RETENTION_SECONDS)."""
+    return (Query(tenant_path(tenant_id, "messages")).where("delivered", "==", True)
+            .where("deliveredAt", "<=", cutoff).order("deliveredAt"))
+
+
+def forgettable(message: dict[str, Any], cutoff: str) -> bool:
+    delivered_at = message.get("deliveredAt")
+    return message.get("delivered") is True and isinstance(delivered_at, str) and delivered_at <= cutoff
+
+
+def spent_multicasts_query(tenant_id: str, cutoff: str) -> Query:
+    """Group records whose ttl ran out by `cutoff`: no copy they could still write would be delivered."""
+    return Query(tenant_path(tenant_id, "multicasts")).where("expiresAt", "<=", cutoff).order("expiresAt")
+
+
+def spent_multicast(record: dict[str, Any], cutoff: str) -> bool:
+    expires = record.get("expiresAt")
+    return isinstance(expires, str) and expires <= cutoff
