@@ -48,6 +48,7 @@ def console_link(runtime: Runtime, settings: Settings, tenant_id: str) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cachebash.interface import connection_limits
     from cachebash.interface.client_configs import mcp_json
     from cachebash.interface.http_app import MCP_PATH, build_app
 
@@ -69,9 +70,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # httptools, uvloop (picked by loop="auto" where installed: a dependency except on Windows)
         # and no access log: the bare stack's cost per request drops by more than half (README,
-        # Benchmark), so CacheBash's own work is most of what a call costs.
+        # Benchmark), so CacheBash's own work is most of what a call costs. The httptools protocol
+        # is ours: deadlines for idle connections, request heads and bodies, and a connection cap.
+        # No WebSockets: nothing is served over them.
         uvicorn.run(build_app(runtime, host=settings.host, settings=settings), host=settings.host, port=settings.port,
-                    log_level="warning", http="httptools", loop="auto", access_log=False)
+                    log_level="warning", loop="auto", access_log=False, ws="none",
+                    http=connection_limits.protocol_class(connection_limits.ConnectionLimits(
+                        idle_seconds=settings.http_idle_seconds, head_seconds=settings.http_head_seconds,
+                        body_seconds=settings.http_body_seconds, max_connections=settings.http_max_connections)))
     finally:
         sweeper.stop()
     return 0

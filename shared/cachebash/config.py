@@ -45,6 +45,16 @@ class Settings:
     bench_routes: bool = False
     #: Host headers allowed on a non-loopback bind (CACHEBASH_ALLOWED_HOSTS, comma-separated).
     allowed_hosts: tuple[str, ...] = ()
+    #: `cachebash serve`: an open connection with no request in progress is closed after this long
+    #: (keep-alive, and a new connection that sends nothing).
+    http_idle_seconds: float = 15.0
+    #: `cachebash serve`: a request's line and headers must arrive within this long of its first byte.
+    http_head_seconds: float = 10.0
+    #: `cachebash serve`: a request's body must arrive within this long of its headers, and a client
+    #: that stops reading an answer is cut off after this long.
+    http_body_seconds: float = 30.0
+    #: `cachebash serve`: open connections beyond this many are answered 503 (Retry-After) and closed.
+    http_max_connections: int = 512
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,6 +79,10 @@ class Settings:
             fast_path=env.get("CACHEBASH_MCP_FAST_PATH", "1") != "0",
             bench_routes=env.get("CACHEBASH_BENCH_ROUTES", "") == "1",
             allowed_hosts=tuple(h.strip() for h in env.get("CACHEBASH_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            http_idle_seconds=float(env.get("CACHEBASH_HTTP_IDLE_SECONDS", cls.http_idle_seconds)),
+            http_head_seconds=float(env.get("CACHEBASH_HTTP_HEAD_SECONDS", cls.http_head_seconds)),
+            http_body_seconds=float(env.get("CACHEBASH_HTTP_BODY_SECONDS", cls.http_body_seconds)),
+            http_max_connections=int(env.get("CACHEBASH_HTTP_MAX_CONNECTIONS", cls.http_max_connections)),
         )
 
     @property

@@ -113,3 +113,70 @@ def test_results_carry_the_contract(servers: tuple[ServerProcess, ServerProcess]
     result = reply["result"]
     assert status == 200 and result["isError"] is True and result["structuredContent"]["success"] is False
     assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+
+
+def _raw_call(version: str | None, tool: str, arguments: str) -> bytes:
+    """A tools/call body whose arguments are raw JSON text (so it can hold any token)."""
+    request = _request(version, "tools/call", {"name": tool, "arguments": "__ARGUMENTS__"})
+    return json.dumps(request).replace('"__ARGUMENTS__"', arguments).encode()
+
+
+def _post_raw(server: ServerProcess, version: str | None, raw: bytes, tool: str) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream"}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    if version == MODERN:
+        headers.update({"Mcp-Method": "tools/call", "Mcp-Name": tool})
+    response = httpx.post(server.url, content=raw, headers=headers, timeout=10)
+    assert response.headers.get("content-type", "").startswith("application/json"), response.text
+    return response.status_code, response.json()
+
+
+# Bodies that Python's json module and the SDK's parsers (pydantic-core's, and Python's at
+# 2026-07-28) used to read differently: the edge now decides them once, for both paths.
+RAW_CASES: dict[str, tuple[str, str]] = {
+    "a lone surrogate": ("get_task", '{"taskId":"\\ud800"}'),
+    "a lone surrogate in a key": ("get_task", '{"\\udc00":"x"}'),
+    "a surrogate pair": ("get_task", '{"taskId":"\\ud83d\\ude00"}'),
+    "nesting deeper than the SDK's parser allows": ("get_task", '{"taskId":' + "[" * 250 + "]" * 250 + "}"),
+    "nesting deeper than Python's parser allows": ("get_task", '{"taskId":' + "[" * 3000 + "]" * 3000 + "}"),
+    "NaN": ("get_tasks", '{"limit":NaN}'),
+    "Infinity": ("complete_task", '{"taskId":"x","completed_status":"SUCCESS","cost_usd":Infinity}'),
+    "-Infinity": ("complete_task", '{"taskId":"x","completed_status":"SUCCESS","cost_usd":-Infinity}'),
+    "a number that overflows": ("complete_task", '{"taskId":"x","completed_status":"SUCCESS","cost_usd":1e400}'),
+    "a huge integer": ("get_tasks", '{"limit":1' + "0" * 5000 + "}"),
+    "a control character": ("get_task", '{"taskId":"a\x01"}'),
+    "duplicate keys": ("get_task", '{"taskId":"a","taskId":"b"}'),
+    "trailing garbage": ("get_task", '{"taskId":"a"} x'),
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("case", list(RAW_CASES))
+def test_same_answer_to_malformed_bodies(servers: tuple[ServerProcess, ServerProcess], case: str,
+                                         version: str | None) -> None:
+    fast, sdk = servers
+    tool, arguments = RAW_CASES[case]
+    raw = _raw_call(version, tool, arguments)
+    assert _post_raw(fast, version, raw, tool) == _post_raw(sdk, version, raw, tool)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"\xff"], ids=["a byte order mark", "invalid UTF-8"])
+def test_same_answer_to_undecodable_bodies(servers: tuple[ServerProcess, ServerProcess], prefix: bytes,
+                                           version: str | None) -> None:
+    fast, sdk = servers
+    raw = prefix + _raw_call(version, "get_tasks", "{}")
+    assert _post_raw(fast, version, raw, "get_tasks") == _post_raw(sdk, version, raw, "get_tasks")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_tokens_are_a_parse_error_naming_them(servers: tuple[ServerProcess, ServerProcess],
+                                                         token: str, version: str | None) -> None:
+    for server in servers:
+        status, reply = _post_raw(server, version, _raw_call(version, "get_tasks", '{"limit":' + token + "}"),
+                                  "get_tasks")
+        assert status == 400 and reply["id"] is None and reply["error"]["code"] == -32700
+        assert reply["error"]["message"].startswith(f"Parse error: {token} is not a JSON number")

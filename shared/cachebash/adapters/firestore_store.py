@@ -19,12 +19,14 @@ from contextlib import ExitStack
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from cachebash.adapters.firestore_turns import TURNS
+from cachebash.domain.errors import Contention
 from cachebash.ports.store import (
     AlreadyExists,
     Doc,
@@ -38,14 +40,24 @@ from cachebash.ports.store import (
 
 T = TypeVar("T")
 
-#: How long a transaction keeps retrying on contention before giving up, and its back-off.
-#: Each retry is a fresh transaction after a jittered, doubling pause (Google's Node SDK also
-#: backs off about a second), and retries take turns on the document they collided on
-#: (`firestore_turns`). The library's immediate in-place retries are turned off: under Google's
-#: emulator they abort again every time (20 racing claimers: 120 s, 19 errors). Measured on
-#: that emulator: 20 racing claimers settle in 2.5 s, 8 writers x 25 increments of one
-#: document in 2.7 s (35 s without turns, and with a 10 ms base pause they gave up).
-RETRY_DEADLINE_S = 60.0
+#: How long a transaction may take, retries included, before the call gives up with a
+#: retryable CONTENTION error (`Contention`, nothing written), and its back-off. Each retry is a
+#: fresh transaction after a jittered, doubling pause (Google's Node SDK also backs off about a
+#: second), and retries take turns on the document they collided on (`firestore_turns`). The
+#: library's immediate in-place retries are turned off: under Google's emulator they abort again
+#: every time (20 racing claimers: 120 s, 19 errors). Measured on that emulator: 20 racing
+#: claimers settle in 2.5 s, 8 writers x 25 increments of one document in 2.7 s (35 s without
+#: turns, and with a 10 ms base pause they gave up).
+#:
+#: The deadline is well below the ~30 s after which common MCP clients abandon a tool call. It
+#: matters most after a crash: a process killed inside a transaction leaves its locks until
+#: Firestore expires them (about a minute on Google's emulator), and a retried call that needs
+#: the same documents used to wait all that time, then fail with a generic error. Every read
+#: in a transaction is given what is left of the deadline; the commit has no timeout the
+#: library lets us set, so the worst case is the deadline plus one commit's lock wait (2 s on
+#: Google's emulator; Firestore itself aborts a blocked transaction at once).
+TRANSACTION_DEADLINE_S = 10.0
+RETRY_AFTER_S = 5  # what a CONTENTION error suggests waiting before calling again
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 4.0
 
@@ -58,11 +70,12 @@ class FirestoreStore(Store):
     blocking_io = True
 
     def __init__(self, project: str | None = None, database: str | None = None,
-                 emulator_host: str | None = None) -> None:
+                 emulator_host: str | None = None, transaction_deadline_s: float = TRANSACTION_DEADLINE_S) -> None:
         super().__init__()
         self.project = project
         self.database = database
         self.emulator_host = emulator_host
+        self.transaction_deadline_s = transaction_deadline_s
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
 
@@ -91,12 +104,13 @@ class FirestoreStore(Store):
                 self._client = None
 
     def run_transaction(self, fn: Callable[[Transaction], T]) -> T:
-        deadline = time.monotonic() + RETRY_DEADLINE_S
+        started = time.monotonic()
+        deadline = started + self.transaction_deadline_s
         pause = BACKOFF_BASE_S
         with ExitStack() as retrying:
             collided_on: str | None = None
             while True:
-                attempt = _Attempt(deadline)
+                attempt = _Attempt(started, deadline)
                 try:
                     return self._attempt(fn, attempt)
                 except (gexc.Aborted, ValueError) as exc:
@@ -106,7 +120,9 @@ class FirestoreStore(Store):
                     if not isinstance(aborted, gexc.Aborted):
                         raise
                     if time.monotonic() + pause > deadline:
-                        raise aborted from None
+                        raise _contention(started, attempt.first_read or collided_on, aborted) from aborted
+                except gexc.DeadlineExceeded as exc:  # a read waited for a lock past the deadline
+                    raise _contention(started, attempt.first_read or collided_on, exc) from exc
                 if collided_on is None and attempt.first_read is not None:
                     collided_on = attempt.first_read
                     retrying.enter_context(TURNS.retrying(collided_on))
@@ -152,18 +168,43 @@ class FirestoreStore(Store):
         return native
 
 
-class _Attempt:
-    """One run of a transaction function: what it read first, and the turn it holds."""
+def _contention(started: float, on: str | None, cause: Exception) -> Contention:
+    waited = time.monotonic() - started
+    where = f" on {on}" if on else ""
+    return Contention(
+        f"the store stayed busy{where} for {waited:.1f} s (other transactions held the documents this call needs: "
+        f"{cause.__class__.__name__}); nothing was changed. Call again in {RETRY_AFTER_S} s; a call with an "
+        "idempotency_key is safe to repeat", retry_after_seconds=RETRY_AFTER_S)
 
-    def __init__(self, deadline: float) -> None:
+
+#: Reads inside a transaction retry what the server marks as passing, within the deadline; a
+#: timeout is not retried but ends the transaction as contention.
+_PASSING = if_exception_type(gexc.ServiceUnavailable, gexc.InternalServerError)
+
+
+class _Attempt:
+    """One run of a transaction function: what it read first, the turn it holds, and how
+    long its reads may take."""
+
+    def __init__(self, started: float, deadline: float) -> None:
+        self.started = started
         self.deadline = deadline
         self.first_read: str | None = None
         self.turns = ExitStack()
 
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def read_options(self) -> dict[str, Any]:
+        left = self.remaining()
+        return {"retry": Retry(predicate=_PASSING, initial=0.1, maximum=1.0, timeout=left), "timeout": left}
+
     def reading(self, key: str) -> None:
         if self.first_read is None:
             self.first_read = key
-            self.turns.enter_context(TURNS.turn(key, self.deadline - time.monotonic()))
+            if not self.turns.enter_context(TURNS.turn(key, self.deadline - time.monotonic())):
+                # Other transactions of this process took their turns on it until the deadline.
+                raise _contention(self.started, key, TimeoutError("no turn before the deadline"))
 
 
 class _FirestoreTransaction(Transaction):
@@ -190,13 +231,15 @@ class _FirestoreTransaction(Transaction):
         self._before_read(paths[0] if paths else None)
         refs = [self._ref(path) for path in paths]
         # The server answers in any order; put each snapshot back where it was asked for.
-        found = {snap.reference.path: _data(snap) for snap in self._native.get_all(refs)}
+        snaps = self._native.get_all(refs, **self._attempt.read_options())
+        found = {snap.reference.path: _data(snap) for snap in snaps}
         return [found.get(path) for path in paths]
 
     def query(self, query: Query) -> list[Doc]:
         self._before_read(query.collection)
         self._store.observe(query)
-        return [_doc(query, snap) for snap in self._native.get(self._store._native(query))]
+        native = self._store._native(query)
+        return [_doc(query, snap) for snap in self._native.get(native, **self._attempt.read_options())]
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self._wrote = True

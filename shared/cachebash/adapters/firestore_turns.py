@@ -45,8 +45,10 @@ class Turns:
                 self._forget_if_idle(key, turn)
 
     @contextmanager
-    def turn(self, key: str, timeout: float) -> Iterator[None]:
-        """Wait for `key`'s turn if it is taken in turns; otherwise go ahead at once."""
+    def turn(self, key: str, timeout: float) -> Iterator[bool]:
+        """Wait for `key`'s turn if it is taken in turns; otherwise go ahead at once. Yields
+        whether the turn came within `timeout` (True when there was no need to wait); on a
+        timeout the caller decides whether to go ahead anyway or to give up."""
         with self._guard:
             turn = self._turns.get(key)
             if turn is None:
@@ -55,12 +57,12 @@ class Turns:
                 yield_now = False
                 turn.users += 1
         if yield_now:
-            yield
+            yield True
             return
         assert turn is not None
         acquired = turn.lock.acquire(timeout=max(timeout, 0.0))
         try:
-            yield  # on a timeout, go ahead anyway: Firestore still decides who wins
+            yield acquired
         finally:
             if acquired:
                 turn.lock.release()

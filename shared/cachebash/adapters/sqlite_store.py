@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cachebash.domain.errors import Contention
 from cachebash.ports.indexes import INDEXES, Index
 from cachebash.ports.store import (
     AlreadyExists,
@@ -42,6 +43,10 @@ CREATE TABLE IF NOT EXISTS docs (
 """
 
 _SQL_OPS = {"==": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+#: How long a transaction waits for another process's write lock (the CLI next to a running
+#: server) before the call gives up with a retryable CONTENTION error; as on Firestore.
+BUSY_TIMEOUT_S = 10.0
+RETRY_AFTER_S = 5
 
 
 def _expr(field: str) -> str:
@@ -56,9 +61,10 @@ def _index_sql(index: Index) -> str:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         super().__init__()
         self.path = str(path)
+        self.busy_timeout_s = busy_timeout_s
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -66,7 +72,7 @@ class SqliteStore(Store):
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             self._conn.executescript(_SCHEMA)
             for index in INDEXES:
                 self._conn.execute(_index_sql(index))
@@ -77,7 +83,15 @@ class SqliteStore(Store):
 
     def run_transaction(self, fn: Callable[[Transaction], T]) -> T:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise Contention(
+                    f"the database stayed locked by another process for {self.busy_timeout_s:g} s; nothing was "
+                    f"changed. Call again in {RETRY_AFTER_S} s; a call with an idempotency_key is safe to repeat",
+                    retry_after_seconds=RETRY_AFTER_S) from exc
             try:
                 tx = _SqliteTransaction(self)
                 result = fn(tx)

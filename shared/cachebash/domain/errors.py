@@ -48,3 +48,14 @@ class Conflict(CacheBashError):
 
 class Unauthenticated(CacheBashError):
     code = "UNAUTHENTICATED"
+
+
+class Contention(CacheBashError):
+    """The store stayed busy (other transactions held the documents this call needs) until the
+    call's deadline. Nothing was changed; the same call may simply be made again, and an
+    idempotent one (with its `idempotency_key`) is safe to repeat."""
+
+    code = "CONTENTION"
+
+    def __init__(self, message: str, *, retry_after_seconds: float, **details: Any):
+        super().__init__(message, retryAfterSeconds=retry_after_seconds, **details)

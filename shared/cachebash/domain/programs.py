@@ -12,6 +12,9 @@ ALL_GROUP = "all"
 HUMAN = "human"
 RESERVED_NAMES = frozenset({*BUILTIN_GROUPS, ALL_GROUP, HUMAN, "cachebash"})
 MAX_STATE_BYTES = 64 * 1024
+# A program's queue is read as one query over the names that reach it: itself, its groups and
+# `all`, and a store query takes at most 30 values in one `in` (Firestore's limit, ports.store).
+MAX_GROUPS_PER_PROGRAM = 30 - 2
 
 
 class LastTask(Input):
@@ -46,8 +49,9 @@ class CreateKey(Input):
     programId: Name = Field(description="Program id the key acts as (its identity), e.g. 'builder'.")
     label: ShortText | None = Field(None, description="Human label, e.g. 'Builder Agent - Claude Code'.")
     groups: list[Name] = Field(
-        default_factory=list, max_length=20,
-        description="Groups to add the program to, e.g. ['builders'].",
+        default_factory=list, max_length=MAX_GROUPS_PER_PROGRAM,
+        description=f"Groups to add the program to, e.g. ['builders']; a program is in at most "
+                    f"{MAX_GROUPS_PER_PROGRAM} groups, over all its keys.",
     )
     admin: bool = Field(False, description="Whether the key may manage keys and read every program's state.")
 

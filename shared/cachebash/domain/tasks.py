@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from cachebash.domain.inputs import (
+    MAX_INT,
+    Count,
     Id,
     IdempotencyKey,
     Input,
@@ -70,6 +72,8 @@ class StatusFilter(StrEnum):
     ALL = "all"
 
 
+# Generous for one task, and small enough that a tenant's sums stay finite numbers in every chart.
+MAX_COST_USD = 1_000_000
 SessionId = Annotated[ShortText, Field(description="Your session id, recorded for traceability.")]
 MAX_ATTEMPTS_LIMIT = 10
 LeaseSeconds = Annotated[
@@ -80,8 +84,8 @@ LeaseSeconds = Annotated[
 ]
 ClaimToken = Annotated[
     int,
-    Field(ge=1, description="claimToken from your claim_task; if the task was re-claimed since, the call is refused "
-                            "instead of overwriting the newer attempt."),
+    Field(ge=1, le=MAX_INT, description="claimToken from your claim_task; if the task was re-claimed since, the call "
+                                        "is refused instead of overwriting the newer attempt."),
 ]
 
 
@@ -186,9 +190,9 @@ class CompleteTask(HeldTaskRef):
         description="SUCCESS, FAILED (after a claim), SKIPPED or CANCELLED (before work starts).",
     )
     result: LongText | None = Field(None, description="Outcome summary for the task's creator (PR link, findings).")
-    tokens_in: int | None = Field(None, ge=0, description="Input tokens consumed.")
-    tokens_out: int | None = Field(None, ge=0, description="Output tokens generated.")
-    cost_usd: float | None = Field(None, ge=0, description="Estimated cost in USD.")
+    tokens_in: Count | None = Field(None, description="Input tokens consumed.")
+    tokens_out: Count | None = Field(None, description="Output tokens generated.")
+    cost_usd: float | None = Field(None, ge=0, le=MAX_COST_USD, description="Estimated cost in USD.")
     model: ShortText | None = Field(None, description="Model used, e.g. 'claude-sonnet-4-5'.")
     provider: ShortText | None = Field(None, description="Provider, e.g. 'anthropic'.")
     error_code: ShortText | None = Field(None, description="Error identifier when FAILED.")

@@ -58,8 +58,11 @@ def _json_reply(reply: Reply) -> Response:
     body = reply.body
     if reply.status == 200:
         body = {**body, "version": version_of(body)}
+    headers = {"Cache-Control": "no-store"}
+    if reply.status == 503 and (retry := body.get("error", {}).get("retryAfterSeconds")):
+        headers["Retry-After"] = str(retry)
     return Response(json.dumps(body, allow_nan=False), status_code=reply.status, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+                    headers=headers)
 
 
 def _error(exc: CacheBashError) -> Response:

@@ -15,8 +15,10 @@ Content-Type; at 2026-07-28 the routing headers equal to the body and the envelo
 protocol version and capabilities; the params' schema at that version) — and then answers
 with exactly what the SDK would send at that version. Anything else
 (other methods, other protocol versions, batches, malformed bodies, unknown tools, cursors,
-`Mcp-Param-*` headers, oversized bodies) is handed to the SDK untouched, body replayed,
-so every error and edge case keeps the SDK's answer. `tools/list` is static, so its first
+`Mcp-Param-*` headers) is handed to the SDK untouched, body replayed, so every error and edge
+case keeps the SDK's answer. The body was read, size-checked and strictly decoded in front of
+both (`http_app.ApiKeyAuth`, `wire_json`), so both see the same values: no NaN or Infinity,
+no lone surrogates, no nesting deeper than the SDK's parser allows. `tools/list` is static, so its first
 answer comes from the SDK and later ones reuse that result with the new request id.
 
 What it gives up: no OpenTelemetry span per call (the SDK's is a no-op unless a tracer is
@@ -26,7 +28,6 @@ configured). `CACHEBASH_MCP_FAST_PATH=0` turns the path off.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -41,11 +42,10 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cachebash.interface import wire_json
 from cachebash.interface.mcp_server import CONTEXT_KWARG, Runner, invoke
 from cachebash.interface.tools import ToolSpec
 from cachebash.services.runtime import Caller, Runtime
-
-log = logging.getLogger(__name__)
 
 _ENVELOPE_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 _PARAM_KEYS = {"tools/call": frozenset({"name", "arguments", "_meta"}), "tools/list": frozenset({"_meta"})}
@@ -56,28 +56,26 @@ SERVED_VERSIONS = frozenset({*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERS
 
 class FastPath:
     def __init__(self, sdk: ASGIApp, runtime: Runtime, specs: list[ToolSpec], run: Runner, *, path: str,
-                 security: TransportSecuritySettings, max_body: int, server_info: dict[str, Any]) -> None:
+                 security: TransportSecuritySettings, server_info: dict[str, Any]) -> None:
         self.sdk = sdk
         self.runtime = runtime
         self.specs = {spec.name: spec for spec in specs}
         self.run = run
         self.path = path
         self.security = security
-        self.max_body = max_body
-        self.stamp = json.dumps({SERVER_INFO_META_KEY: server_info}, separators=(",", ":"))
+        self.stamp = wire_json.dumps({SERVER_INFO_META_KEY: server_info})
         self.tool_lists: dict[str, str] = {}  # protocol version -> the SDK's tools/list result, as JSON
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, caller: Caller) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, caller: Caller, decoded: Any) -> None:
+        """`decoded` is the request body, already read and strictly decoded (`wire_json.loads`);
+        `receive` replays the body for the SDK."""
         version, routing = self._version_if_plain(scope)
-        read = _Body()
-        body = await read.read(receive, self.max_body) if version else None
-        replay = read.replay(receive)
-        request = _eligible(body, version, routing) if body is not None and version else None
+        request = _eligible(decoded, version, routing) if version else None
         if request is None or version is None or (request["method"] == "tools/call"
                                                   and request["params"]["name"] not in self.specs):
-            await self.sdk(scope, replay, send)
+            await self.sdk(scope, receive, send)
         elif request["method"] == "tools/list":
-            await self._list_tools(scope, replay, send, request, version)
+            await self._list_tools(scope, receive, send, request, version)
         else:
             await self._call_tool(send, request, caller, version)
 
@@ -117,25 +115,16 @@ class FastPath:
                 and ("origin" not in headers or _allowed(headers["origin"], self.security.allowed_origins)))
 
     async def _call_tool(self, send: Send, request: dict[str, Any], caller: Caller, version: str) -> None:
-        name = request["params"]["name"]
-        try:
-            body, error = await invoke(self.specs[name], self.runtime, self.run, caller,
-                                       request["params"].get("arguments") or {})
-        except Exception:
-            # As the SDK answers a tool that crashed: a generic message, details only in the log.
-            log.exception("Tool %r raised an unexpected exception", name)
-            crash = json.dumps(f"Error executing tool {name}")
-            await _respond(send, request["id"], '{"content":[{"text":' + crash + ',"type":"text"}],"isError":true'
-                           + self._envelope_tail(version) + "}")
-            return
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-        await _respond(send, request["id"], '{"content":[{"text":' + json.dumps(text) + ',"type":"text"}],"isError":'
-                       + ("true" if error else "false") + self._envelope_tail(version, text) + "}")
+        answer = await invoke(self.specs[request["params"]["name"]], self.runtime, self.run, caller,
+                              request["params"].get("arguments") or {})
+        await _respond(send, request["id"], '{"content":[{"text":' + json.dumps(answer.text) + ',"type":"text"}],'
+                       '"isError":' + ("true" if answer.error else "false")
+                       + self._envelope_tail(version, answer.text) + "}")
 
-    def _envelope_tail(self, version: str, structured: str | None = None) -> str:
+    def _envelope_tail(self, version: str, structured: str) -> str:
         """What follows isError in the SDK's result: structuredContent, and at a modern version
         resultType and the serverInfo stamp as well (in the SDK's key order)."""
-        content = "" if structured is None else ',"structuredContent":' + structured
+        content = ',"structuredContent":' + structured
         if version in MODERN_PROTOCOL_VERSIONS:
             return ',"resultType":"complete"' + content + ',"_meta":' + self.stamp
         return content
@@ -156,7 +145,7 @@ class FastPath:
         if captured and captured[0].get("status") == 200:
             reply = json.loads(b"".join(m.get("body", b"") for m in captured[1:]))
             if "result" in reply:
-                self.tool_lists[version] = json.dumps(reply["result"], separators=(",", ":"))
+                self.tool_lists[version] = wire_json.dumps(reply["result"])
 
 
 def _allowed(value: str | None, allowed: list[str]) -> bool:
@@ -177,12 +166,8 @@ def _envelope_matches(meta: Any, version: str, method: str, params: dict[str, An
             and (method != "tools/call" or routing.get("mcp-name") == params.get("name")))
 
 
-def _eligible(body: bytes, version: str, routing: dict[str, str]) -> dict[str, Any] | None:
+def _eligible(request: Any, version: str, routing: dict[str, str]) -> dict[str, Any] | None:
     """The decoded request when it passes every rung of the SDK's inbound ladder, else None."""
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
     if not isinstance(request, dict) or request.keys() - _ENVELOPE_KEYS or request.get("jsonrpc") != "2.0":
         return None
     method, params, request_id = request.get("method"), request.get("params"), request.get("id")
@@ -200,37 +185,6 @@ def _eligible(body: bytes, version: str, routing: dict[str, str]) -> dict[str, A
     except Exception:  # whatever the SDK would refuse, it should refuse in its own words
         return None
     return request
-
-
-class _Body:
-    """The request messages read so far, to hand to the SDK as if nothing had been read."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.complete = False
-
-    async def read(self, receive: Receive, limit: int) -> bytes | None:
-        """The whole body, or None when it is larger than `limit` or the client went away."""
-        size = 0
-        while True:
-            message = await receive()
-            self.messages.append(message)
-            if message["type"] != "http.request":
-                return None
-            size += len(message.get("body", b""))
-            if size > limit:
-                return None
-            if not message.get("more_body", False):
-                self.complete = True
-                return b"".join(m.get("body", b"") for m in self.messages)
-
-    def replay(self, receive: Receive) -> Receive:
-        pending = list(reversed(self.messages))
-
-        async def replayed() -> Message:
-            return pending.pop() if pending else await receive()
-
-        return replayed
 
 
 async def _respond(send: Send, request_id: int | str, result: str) -> None:

@@ -1,55 +1,159 @@
-"""The ASGI application: `/v1/mcp` behind API-key auth, and a health route for probes."""
+"""The ASGI application: `/v1/mcp` behind API-key auth, and a health route for probes.
+
+`ApiKeyAuth` is the edge every request passes: it answers every refusal as JSON (`refusals`),
+turns an unexpected exception into an `INTERNAL` error with a request id that is also logged,
+and for `/v1/mcp` takes POST only (stateless: no GET stream), resolves the key, reads the body
+(at most MAX_BODY_BYTES) and refuses JSON that is not strict (`wire_json`) before the fast path
+or the MCP SDK sees it, so both read the same, finite, values.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import logging
+from typing import Any, Protocol
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachebash import __version__
-from cachebash.config import Settings
 from cachebash.domain.errors import Unauthenticated
-from cachebash.interface import bench_routes, console_routes
+from cachebash.interface import bench_routes, console_routes, refusals, wire_json
 from cachebash.interface.console_routes import ConsoleConfig, ConsoleRoutes
 from cachebash.interface.fast_path import FastPath
 from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
 from cachebash.interface.owner_auth import OwnerAuth, SessionAuth
-from cachebash.interface.tools import all_tools
+from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.services.keys import authenticate
-from cachebash.services.runtime import Runtime
+from cachebash.services.runtime import Caller, Runtime
+
+log = logging.getLogger(__name__)
 
 MCP_PATH = "/v1/mcp"
 MAX_BODY_BYTES = 256 * 1024
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+class HttpSettings(Protocol):
+    """What the HTTP app reads of `cachebash.config.Settings` (passed down, never read here)."""
+
+    @property
+    def fast_path(self) -> bool: ...
+
+    @property
+    def bench_routes(self) -> bool: ...
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]: ...
+
+
 class ApiKeyAuth:
     """Resolve the Bearer key before the MCP layer sees the request: an unknown or revoked
-    key gets 401 and nothing runs. The resolved `Caller` rides in the ASGI scope's state."""
+    key gets 401 and nothing runs. The resolved `Caller` rides in the ASGI scope's state.
+    `app` is the SDK's Starlette app (whose lifespan the host must run)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH, fast: FastPath | None = None) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH, fast: FastPath | None = None,
+                 max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.runtime = runtime
         self.path = path
         self.fast = fast
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/") == self.path:
-            token = _bearer(scope)
-            try:
-                caller = authenticate(self.runtime, token)
-            except Unauthenticated as exc:
-                await _unauthorized(exc, scope, receive, send)
-                return
-            scope.setdefault("state", {})["caller"] = caller
-            if self.fast is not None:
-                await self.fast(scope, receive, send, caller)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        responder = refusals.JsonRefusals(send, scope["method"], scope["path"])
+        try:
+            if scope["path"].rstrip("/") == self.path:
+                await self._mcp(scope, receive, responder)
+            else:
+                await self.app(scope, receive, responder)
+        except Exception as exc:
+            request_id = responder.request_id or refusals.new_request_id()
+            log.error("Unexpected error in %s %s (requestId=%s)", scope["method"], scope["path"], request_id,
+                      exc_info=exc)
+            if not responder.started:
+                error = refusals.internal_error(f"{scope['method']} {scope['path']}", request_id)
+                await refusals.send_error(responder, 500, error.message, requestId=request_id)
+            elif not responder.complete:
+                raise  # half an answer is out: let the server close the connection
+
+    async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await refusals.send_error(send, 405, f"{self.path} takes POST only: this server is stateless and "
+                                      "offers no GET event stream", headers={"Allow": "POST"})
+            return
+        try:
+            caller = await self._authenticate(_bearer(scope))
+        except Unauthenticated as exc:
+            await _unauthorized(exc, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        if (declared := _content_length(scope)) is not None and declared > self.max_body:
+            await self._too_large(send)
+            return
+        body = _Body()
+        raw = await body.read(receive, self.max_body)
+        if raw is None:
+            if body.too_large:
+                await self._too_large(send)
+            return  # the client went away
+        try:
+            request = wire_json.loads(raw)
+        except wire_json.NotStrictJson as exc:
+            await _parse_error(send, exc.message)
+            return
+        except wire_json.NotJson:
+            request = None  # the SDK refuses it in its own words
+        replay = body.replay(receive)
+        if self.fast is not None and request is not None:
+            await self.fast(scope, replay, send, caller, request)
+        else:
+            await self.app(scope, replay, send)
+
+    async def _authenticate(self, token: str | None) -> Caller:
+        if self.runtime.store.blocking_io:
+            return await anyio.to_thread.run_sync(authenticate, self.runtime, token)
+        return authenticate(self.runtime, token)
+
+    async def _too_large(self, send: Send) -> None:
+        await refusals.send_error(send, 413, f"the request body is larger than {self.max_body} bytes",
+                                  close=True, maxBytes=self.max_body)
+
+
+class _Body:
+    """The request messages read so far, to hand on as if nothing had been read."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.too_large = False
+
+    async def read(self, receive: Receive, limit: int) -> bytes | None:
+        """The whole body, or None when it is larger than `limit` or the client went away."""
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            self.messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                self.too_large = True
+                return None
+            if not message.get("more_body", False):
+                return b"".join(m.get("body", b"") for m in self.messages)
+
+    def replay(self, receive: Receive) -> Receive:
+        pending = list(reversed(self.messages))
+
+        async def replayed() -> Message:
+            return pending.pop() if pending else await receive()
+
+        return replayed
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -60,13 +164,27 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-async def _unauthorized(exc: Unauthenticated, scope: Scope, receive: Receive, send: Send) -> None:
-    body = {"success": False, "error": exc.to_dict()}
-    response = Response(
-        json.dumps(body), status_code=401, media_type="application/json",
-        headers={"WWW-Authenticate": 'Bearer realm="cachebash"'},
-    )
-    await response(scope, receive, send)
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _unauthorized(exc: Unauthenticated, send: Send) -> None:
+    details = {k: v for k, v in exc.to_dict().items() if k not in ("code", "message")}
+    await refusals.send_error(send, 401, exc.message, headers={"WWW-Authenticate": 'Bearer realm="cachebash"'},
+                              **details)
+
+
+async def _parse_error(send: Send, message: str) -> None:
+    body = wire_json.parse_error(message)
+    await send({"type": "http.response.start", "status": 400,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportSecuritySettings:
@@ -84,12 +202,14 @@ def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportS
     )
 
 
-def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAuth | None = None,
-              console: ConsoleConfig | None = None, settings: Settings | None = None) -> Any:
+def build_app(runtime: Runtime, *, settings: HttpSettings, host: str = "127.0.0.1",
+              owner_auth: OwnerAuth | None = None, console: ConsoleConfig | None = None,
+              tools: list[ToolSpec] | None = None) -> Any:
     """MCP for agents at /v1/mcp; the console and the owner API for the person (signed in with a
-    console session unless `owner_auth` says otherwise, e.g. Firebase in the cloud)."""
-    settings = settings or Settings.from_env()
-    server = build_mcp_server(runtime)
+    console session unless `owner_auth` says otherwise, e.g. Firebase in the cloud). `tools`
+    defaults to every tool (`all_tools()`)."""
+    tools = all_tools() if tools is None else tools
+    server = build_mcp_server(runtime, tools)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -111,6 +231,6 @@ def build_app(runtime: Runtime, *, host: str = "127.0.0.1", owner_auth: OwnerAut
     )
     fast = None
     if settings.fast_path:
-        fast = FastPath(app, runtime, all_tools(), make_runner(runtime), path=MCP_PATH, security=security,
-                        max_body=MAX_BODY_BYTES, server_info={"name": SERVER_NAME, "version": __version__})
+        fast = FastPath(app, runtime, tools, make_runner(runtime), path=MCP_PATH, security=security,
+                        server_info={"name": SERVER_NAME, "version": __version__})
     return ApiKeyAuth(app, runtime, fast=fast)

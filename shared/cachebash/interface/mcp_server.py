@@ -8,10 +8,9 @@ instead of a pydantic dump.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -23,6 +22,7 @@ from pydantic import ConfigDict
 from cachebash import __version__
 from cachebash.domain.errors import CacheBashError, Unauthenticated
 from cachebash.domain.inputs import parse
+from cachebash.interface import refusals, wire_json
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.interface.waiting import run_tool
 from cachebash.services.runtime import Caller, Runtime
@@ -69,13 +69,23 @@ def make_runner(runtime: Runtime) -> Runner:
     return threaded if runtime.store.blocking_io else inline
 
 
-def tool_result(body: dict[str, Any], *, error: bool = False) -> CallToolResult:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body, is_error=error)
+class Answer(NamedTuple):
+    """One tool call's answer: the body an agent reads, whether it is an error, and the body as
+    strict JSON text (what both the structured and the text content carry)."""
+
+    body: dict[str, Any]
+    error: bool
+    text: str
 
 
-def error_result(exc: CacheBashError) -> CallToolResult:
-    return tool_result({"success": False, "error": exc.to_dict()}, error=True)
+def tool_result(answer: Answer) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=answer.text)], structured_content=answer.body,
+                          is_error=answer.error)
+
+
+def error_answer(exc: CacheBashError) -> Answer:
+    body = {"success": False, "error": exc.to_dict()}
+    return Answer(body, True, wire_json.dumps(body))
 
 
 def caller_of(ctx: Context[Any, Any]) -> Caller:
@@ -86,15 +96,27 @@ def caller_of(ctx: Context[Any, Any]) -> Caller:
     return caller
 
 
-async def invoke(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller,
-                 arguments: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """One tool call as (body, is_error): what the agent reads, shared by the SDK tools and
-    the HTTP fast path so both answer alike. Anything but a CacheBashError propagates."""
+async def invoke(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller, arguments: dict[str, Any]) -> Answer:
+    """One tool call, shared by the SDK tools and the HTTP fast path so both answer alike. A
+    CacheBashError is the agent's to read; anything else, and an answer JSON cannot carry
+    (NaN, Infinity), is an INTERNAL error whose requestId is in the server log with the cause."""
     try:
         cmd = parse(spec.input, arguments)
-        return await run_tool(spec, runtime, run, caller, cmd), False
+        body, error = await run_tool(spec, runtime, run, caller, cmd), False
     except CacheBashError as exc:
-        return {"success": False, "error": exc.to_dict()}, True
+        body, error = {"success": False, "error": exc.to_dict()}, True
+    except Exception as exc:
+        return _internal(spec.name, "raised an unexpected exception", exc)
+    try:
+        return Answer(body, error, wire_json.dumps(body))
+    except (ValueError, TypeError) as exc:
+        return _internal(spec.name, "returned an answer that is not strict JSON (NaN, Infinity or no JSON type)", exc)
+
+
+def _internal(tool: str, what: str, exc: Exception) -> Answer:
+    error = refusals.internal_error(tool)
+    log.error("Tool %s %s (requestId=%s)", tool, what, error.details["requestId"], exc_info=exc)
+    return error_answer(error)
 
 
 def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
@@ -102,9 +124,8 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
         try:
             caller = caller_of(_cachebash_request_context)
         except CacheBashError as exc:
-            return error_result(exc)
-        body, error = await invoke(spec, runtime, run, caller, arguments)
-        return tool_result(body, error=error)
+            return tool_result(error_answer(exc))
+        return tool_result(await invoke(spec, runtime, run, caller, arguments))
 
     schema = spec.input.model_json_schema()
     schema.pop("title", None)
@@ -124,11 +145,11 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
     )
 
 
-def build_mcp_server(runtime: Runtime) -> MCPServer:
+def build_mcp_server(runtime: Runtime, tools: list[ToolSpec] | None = None) -> MCPServer:
     run = make_runner(runtime)
     return MCPServer(
         name=SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=[_mcp_tool(spec, runtime, run) for spec in all_tools()],
+        tools=[_mcp_tool(spec, runtime, run) for spec in (all_tools() if tools is None else tools)],
     )

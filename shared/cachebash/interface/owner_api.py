@@ -16,10 +16,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from cachebash.domain.errors import CacheBashError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from cachebash.domain.inputs import Input, LongText, Name, ShortText, parse
+from cachebash.domain.errors import (
+    CacheBashError,
+    Conflict,
+    Contention,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from cachebash.domain.inputs import ID_PATTERN, Input, LongText, Name, ShortText, parse
 from cachebash.domain.messages import MessageType, SendMessage
 from cachebash.domain.programs import CreateKey
 from cachebash.domain.sprints import SprintRef, UpdateSprintStory
@@ -30,7 +38,7 @@ from cachebash.services.owner_tasks import owner_caller
 from cachebash.services.runtime import Runtime
 
 PREFIX = "/v1/owner"
-_STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409}
+_STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Contention: 503}
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class Device(Input):
 
 
 class UsageWindow(Input):
+    model_config = ConfigDict(strict=False)  # `days` arrives as query-string text
+
     days: int = Field(30, ge=1, le=366)
 
 
@@ -137,7 +147,7 @@ def _usage(rt: Runtime, tenant: str, req: OwnerRequest, _: re.Match[str]) -> dic
     return {**summary, "charts": usage_charts(summary)}
 
 
-_ID = r"(?P<id>[A-Za-z0-9_.:-]{1,128})"
+_ID = f"(?P<id>{ID_PATTERN.strip('^$')})"  # the ids tools accept (domain/inputs.py), not one more
 
 # (method, path pattern, handler, whether it is a view that long polling may wait on)
 ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [(m, re.compile(f"^{p}$"), h, v) for m, p, h, v in [

@@ -3,14 +3,18 @@
 Claiming grants a lease; heartbeats (`renew_claim`, `report_task_progress`) extend it; the
 holder may hand the task back (`release_task`) or finish it (`complete_task`). A lease that
 runs out, or a TRANSIENT failure, loses the attempt: the task goes back to the queue after
-a back-off, or to the dead-letter state once its attempts are used up. Every claim bumps
-the task's `claimToken`, which fences a stale holder: its late calls are refused instead of
-overwriting a newer attempt. Every status change goes through the state table.
+a back-off, or to the dead-letter state once its attempts are used up. A lease runs out at
+its `leaseExpiresAt`, not when the sweeper notices: every call reads the task as it stands
+then (`settle`), so a claim takes over a lapsed task and the stale holder is fenced out
+before the sweeper has run. Every claim bumps the task's `claimToken`, which fences a stale
+holder: its late calls are refused instead of overwriting a newer attempt. Every status
+change goes through the state table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -35,6 +39,7 @@ from cachebash.domain.tasks import (
     ReportProgress,
 )
 from cachebash.ports.bus import Event
+from cachebash.ports.clock import to_iso
 from cachebash.ports.store import Transaction
 from cachebash.services import relay
 from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueued
@@ -44,6 +49,10 @@ from cachebash.services.runtime import Caller, Runtime, tenant_path
 from cachebash.services.tasks import expired, offerable, queue_query
 
 SYSTEM = "cachebash"
+#: claim_next reads the queue in pages of CLAIM_PAGE, best first, and gives up (claimed: false)
+#: after CLAIM_SCAN_LIMIT tasks none of which could be claimed (all backing off or past their ttl).
+CLAIM_PAGE = 25
+CLAIM_SCAN_LIMIT = 500
 _LOST_EVENTS = (TaskEvent.RETRY.value, TaskEvent.DEAD_LETTER.value, TaskEvent.RELEASE.value)
 
 
@@ -53,6 +62,38 @@ def load(tx: Transaction, caller: Caller, task_id: str) -> tuple[str, dict[str, 
     if task is None:
         raise NotFound(f"no task {task_id}", field="taskId")
     return path, task
+
+
+def lease_lapsed(task: dict[str, Any], now: str) -> bool:
+    """Whether the task is held on a lease that ran out at or before `now`."""
+    expires = task.get("leaseExpiresAt")
+    return _active(task) and isinstance(expires, str) and expires <= now
+
+
+def settle(rt: Runtime, tenant_id: str, task: dict[str, Any],
+           now: str) -> tuple[dict[str, Any], dict[str, Any], tuple[str, dict[str, Any]] | None]:
+    """The task as it stands at `now`: a lease that ran out lost its attempt the moment it ran
+    out (retried after the back-off counted from then, or dead-lettered), whether or not the
+    sweeper has recorded that yet. The one place for the rule: the sweeper records it with
+    this, and every call on a task acts on what this returns.
+
+    Returns the task as of now, the changes that record the lapse (empty if there was none)
+    and, for a dead letter, the RESULT message to its creator."""
+    if not lease_lapsed(task, now):
+        return task, {}, None
+    reason = f"lease expired at {task['leaseExpiresAt']} while held by '{task['claimedBy']}'"
+    changes, notice = lose_attempt(rt, tenant_id, task, SYSTEM, now, reason, since=task["leaseExpiresAt"])
+    return {**task, **changes}, changes, notice
+
+
+def load_settled(rt: Runtime, tx: Transaction, caller: Caller, task_id: str,
+                 now: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """`load`, then `settle`: the task as it stands now and the changes to write with any change
+    made to it. (A lapse that dead-letters the task leaves it finished, so every change is
+    refused and the dead letter is the sweeper's to record.)"""
+    path, task = load(tx, caller, task_id)
+    task, lapse, _ = settle(rt, caller.tenant_id, task, now)
+    return path, task, lapse
 
 
 def move(task: dict[str, Any], event: TaskEvent, by: str, now: str, note: str | None = None) -> dict[str, Any]:
@@ -151,8 +192,8 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
     now = rt.clock.iso()
 
     def claim(tx: Transaction) -> dict[str, Any]:
-        path, task = load(tx, caller, cmd.taskId)
-        changes = _claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
+        path, task, lapse = load_settled(rt, tx, caller, cmd.taskId, now)
+        changes = {**lapse, **_claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)}
         tx.update(path, changes)
         return _claimed_view({**task, **changes})
 
@@ -161,25 +202,43 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
 
 
 def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
-    """Take the best available task in one step, so two workers never race between list and claim."""
+    """Take the best available task in one step, so two workers never race between list and claim.
+
+    Reads the queue best first, page by page, past tasks that cannot be claimed yet (retry
+    back-off, ttl passed), and claims the first claimable one in its own transaction, which
+    reads it again: a task another worker took in between is passed over, never claimed twice."""
     if cmd.target and cmd.target not in caller.addresses:
         raise Forbidden(f"you ('{caller.program_id}') may only take tasks addressed to you or your groups",
                         field="target")
+    query = queue_query(caller, cmd)
+    after: tuple[Any, ...] | None = None
+    for _ in range(CLAIM_SCAN_LIMIT // CLAIM_PAGE):
+        page = rt.store.query(query.after(after).take(CLAIM_PAGE))
+        now = rt.clock.iso()
+        for doc in page:
+            if offerable(doc.data, now) and (claimed := _claim_if_free(rt, caller, cmd, doc.path)):
+                return {"success": True, "claimed": True, "taskId": claimed["taskId"], "task": claimed}
+        if len(page) < CLAIM_PAGE:
+            return {"success": True, "claimed": False, "task": None}
+        after = page[-1].cursor(query)
+    return {"success": True, "claimed": False, "task": None,
+            "note": f"none of the first {CLAIM_SCAN_LIMIT} tasks in the queue can be claimed now (each is waiting "
+                    "out a retry back-off or past its ttl); call again later"}
+
+
+def _claim_if_free(rt: Runtime, caller: Caller, cmd: ClaimNext, path: str) -> dict[str, Any] | None:
+    """Claim the queued task at `path` if it still is claimable, else None (taken since it was listed)."""
     now = rt.clock.iso()
-    query = queue_query(caller, cmd).take(25)
 
-    def pick(tx: Transaction) -> dict[str, Any] | None:
-        for doc in tx.query(query):
-            if offerable(doc.data, now):
-                changes = _claim_changes(rt, doc.data, caller, cmd.sessionId, cmd.lease_seconds, now)
-                tx.update(doc.path, changes)
-                return _claimed_view({**doc.data, **changes})
-        return None
+    def claim(tx: Transaction) -> dict[str, Any] | None:
+        task = tx.get(path)
+        if task is None or task.get("phase") != Phase.QUEUED.value or not offerable(task, now):
+            return None
+        changes = _claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
+        tx.update(path, changes)
+        return _claimed_view({**task, **changes})
 
-    claimed = rt.store.run_transaction(pick)
-    if claimed is None:
-        return {"success": True, "claimed": False, "task": None}
-    return {"success": True, "claimed": True, "taskId": claimed["taskId"], "task": claimed}
+    return rt.store.run_transaction(claim)
 
 
 def _as_holder(rt: Runtime, caller: Caller, cmd: HeldTaskRef, event: TaskEvent, note: str | None,
@@ -190,9 +249,9 @@ def _as_holder(rt: Runtime, caller: Caller, cmd: HeldTaskRef, event: TaskEvent, 
     now = rt.clock.iso()
 
     def apply(tx: Changes) -> tuple[dict[str, Any], dict[str, Any]]:
-        path, task = load(tx, caller, cmd.taskId)
+        path, task, lapse = load_settled(rt, tx, caller, cmd.taskId, now)
         check_holder(task, caller, cmd.claim_token)
-        changes = move(task, event, caller.program_id, now, note)
+        changes = {**lapse, **move(task, event, caller.program_id, now, note)}
         changes.update(extra(task, now))
         tx.update(path, changes)
         for emitted in emits(task):
@@ -242,7 +301,7 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
         raise InvalidInput("error_class: only meaningful with completed_status FAILED", field="error_class")
 
     def complete(tx: Changes) -> dict[str, Any]:
-        path, task = load(tx, caller, cmd.taskId)
+        path, task, lapse = load_settled(rt, tx, caller, cmd.taskId, now)
         _check_completer(task, caller, cmd.claim_token)
         fields = dict(
             result=cmd.result, tokensIn=cmd.tokens_in, tokensOut=cmd.tokens_out, costUsd=cmd.cost_usd,
@@ -257,7 +316,7 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
             changes = move(task, event, caller.program_id, now, cmd.error_code)
             changes.update(completedStatus=cmd.completed_status.value, completedAt=now, completedBy=caller.program_id,
                            leaseExpiresAt=None)
-        changes.update(fields)
+        changes = {**lapse, **changes, **fields}
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
@@ -308,9 +367,10 @@ def _announce(tx: Changes, tenant_id: str, task: dict[str, Any]) -> None:
         tx.emit(MessagesDelivered(tenant_id, targets=[creator]))
 
 
-def lose_attempt(rt: Runtime, tenant_id: str, task: dict[str, Any], by: str, now: str,
-                 reason: str) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
+def lose_attempt(rt: Runtime, tenant_id: str, task: dict[str, Any], by: str, now: str, reason: str,
+                 since: str | None = None) -> tuple[dict[str, Any], tuple[str, dict[str, Any]] | None]:
     """A lease ran out or the work failed transiently: retry after a back-off, or dead-letter.
+    The back-off counts from `since`, when the attempt was lost (default: now).
 
     Returns the task's changes and, for a dead letter, the RESULT message to its creator
     (with a deterministic id, so a re-run writes the same message, not a second one)."""
@@ -320,7 +380,7 @@ def lose_attempt(rt: Runtime, tenant_id: str, task: dict[str, Any], by: str, now
     changes = move(task, event, by, now, reason)
     changes.update(claimedBy=None, leaseExpiresAt=None, sessionId=None, lastError=reason)
     if event is TaskEvent.RETRY:
-        changes.update(attempt=attempt + 1, availableAt=rt.clock.iso(policy.backoff(attempt)))
+        changes.update(attempt=attempt + 1, availableAt=_after(since or now, policy.backoff(attempt)))
         return changes, None
     changes.update(completedAt=now, completedStatus="DEAD_LETTER")
     text = (f"Task '{task['title']}' ({task['taskId']}) was dead-lettered after {attempt} attempt(s). "
@@ -338,17 +398,20 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
 
     def expire(tx: Changes) -> str | None:
         task = tx.get(path)
-        if task is None or not _active(task) or (task.get("leaseExpiresAt") or "~") > now:
+        if task is None or not lease_lapsed(task, now):
             return None
-        reason = f"lease expired at {task['leaseExpiresAt']} while held by '{task['claimedBy']}'"
-        changes, notice = lose_attempt(rt, tenant_id, task, SYSTEM, now, reason)
+        settled, changes, notice = settle(rt, tenant_id, task, now)
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
-        _announce(tx, tenant_id, {**task, **changes})
+        _announce(tx, tenant_id, settled)
         return str(changes["status"])
 
     return transact(rt, expire)
+
+
+def _after(moment: str, seconds: float) -> str:
+    return to_iso(datetime.fromisoformat(moment) + timedelta(seconds=seconds))
 
 
 def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:

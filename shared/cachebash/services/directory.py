@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.domain.errors import InvalidInput
-from cachebash.domain.programs import ALL_GROUP, BUILTIN_GROUPS, HUMAN, RESERVED_NAMES
+from cachebash.domain.programs import ALL_GROUP, BUILTIN_GROUPS, HUMAN, MAX_GROUPS_PER_PROGRAM, RESERVED_NAMES
 from cachebash.ports.store import Query, Transaction
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 
@@ -66,6 +66,12 @@ def register_program(
             raise InvalidInput("groups: every program is in 'all' already", field="groups")
     path = tenant_path(tenant_id, "programs", program_id)
     existing = tx.get(path)
-    merged = sorted({*(existing or {}).get("groups", []), *groups})
+    before = set((existing or {}).get("groups", []))
+    merged = sorted({*before, *groups})
+    if len(merged) > MAX_GROUPS_PER_PROGRAM:
+        raise InvalidInput(
+            f"groups: a program is in at most {MAX_GROUPS_PER_PROGRAM} groups (its queue is read in one query over "
+            f"itself, its groups and 'all'); '{program_id}' is in {len(before)} and this would add "
+            f"{len(merged) - len(before)} more", field="groups", limit=MAX_GROUPS_PER_PROGRAM)
     doc = {"programId": program_id, "groups": merged, "createdAt": (existing or {}).get("createdAt", now)}
     return path, doc

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachebash.domain.errors import NotFound
+from cachebash.domain.errors import InvalidInput, NotFound
 from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef
-from cachebash.ports.store import Doc, Query
+from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
 from cachebash.services import cursors, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.events import TaskQueued
@@ -108,7 +108,12 @@ def _route(rt: Runtime, caller: Caller, target: str, fallback: str | None) -> tu
 
 def queue_query(caller: Caller, cmd: GetTasks | ClaimNext) -> Query:
     """The caller's queue (or the named one), best first: priority, then age."""
-    addresses = [cmd.target] if cmd.target else list(caller.addresses)
+    addresses = [cmd.target] if cmd.target else list(dict.fromkeys(caller.addresses))
+    if len(addresses) > MAX_IN_VALUES:  # only a program registered before groups were capped
+        raise InvalidInput(
+            f"target: you ('{caller.program_id}') are in {len(addresses) - 2} groups, more than one query can "
+            f"read at once ({MAX_IN_VALUES - 2}); pass target to read one queue (yours or a group's) at a time",
+            field="target")
     query = Query(tenant_path(caller.tenant_id, "tasks"))
     query = query.where("target", "==", addresses[0]) if len(addresses) == 1 else query.where("target", "in", addresses)
     status = cmd.status if isinstance(cmd, GetTasks) else StatusFilter.CREATED
