@@ -197,17 +197,19 @@ def replayed_events(tx: Transaction, rt: Runtime, paths: Sequence[str]) -> list[
     done = rt.dispatcher.delivered()
     out = []
     for path, doc in zip(paths, found, strict=True):
-        if doc is not None and path not in done:
-            try:
-                out.append(Pending(_decoded(path, doc), path))
-            except KeyError:
-                log.error("outbox entry %s has an unknown topic or lacks a fact: %s", path, doc.get("topic"))
+        if doc is not None and path not in done and (event := _decoded(path, doc)) is not None:
+            out.append(Pending(event, path))
     return out
 
 
-def _decoded(path: str, doc: dict[str, Any]) -> Event:
-    tenant_id = path.split("/")[1]
-    return decode(str(doc["topic"]), tenant_id, dict(doc["data"]))
+def _decoded(path: str, doc: dict[str, Any]) -> Event | None:
+    """The entry's event; None (logged, the entry kept for a newer version) if this one cannot read it."""
+    try:
+        return decode(str(doc["topic"]), path.split("/")[1], dict(doc["data"]))
+    except KeyError:
+        log.error("outbox entry %s has an unknown topic or lacks a fact (%s); kept for a newer version", path,
+                  doc.get("topic"))
+        return None
 
 
 def park(rt: Runtime, event: Event, attempts: int = 1) -> str:
@@ -245,10 +247,7 @@ def redeliver(rt: Runtime, tenant_id: str) -> int:
 
     delivered = 0
     for path, doc in rt.store.run_transaction(claim):
-        try:
-            event = _decoded(path, doc)
-        except KeyError:
-            log.error("outbox entry %s has an unknown topic or lacks a fact; kept for a newer version", path)
+        if (event := _decoded(path, doc)) is None:
             continue
         try:
             rt.bus.publish(event)
