@@ -39,16 +39,12 @@ from cachebash.ports.store import Store, Transaction
 from cachebash.services import claims, keys, relay, sweeper, tasks
 from cachebash.services.idempotency import record_path
 from cachebash.services.runtime import Caller, Runtime, tenant_path
-from support.callers import make_caller
+from support.callers import lead_and_builders, make_caller
 
 
 @pytest.fixture
 def team(runtime: Runtime) -> dict[str, Caller]:
-    return {
-        "lead": make_caller(runtime, "lead"),
-        "b1": make_caller(runtime, "b1", groups=("builders",)),
-        "b2": make_caller(runtime, "b2", groups=("builders",)),
-    }
+    return lead_and_builders(runtime)
 
 
 def create(rt: Runtime, who: Caller, **args: Any) -> str:

@@ -23,16 +23,12 @@ from cachebash.domain.tasks import (
 from cachebash.ports.clock import ManualClock
 from cachebash.services import claims, relay, sweeper, tasks
 from cachebash.services.runtime import Caller, Runtime
-from support.callers import make_caller
+from support.callers import lead_and_builders
 
 
 @pytest.fixture
 def team(runtime: Runtime) -> dict[str, Caller]:
-    return {
-        "lead": make_caller(runtime, "lead"),
-        "b1": make_caller(runtime, "b1", groups=("builders",)),
-        "b2": make_caller(runtime, "b2", groups=("builders",)),
-    }
+    return lead_and_builders(runtime)
 
 
 def create(rt: Runtime, who: Caller, **args: Any) -> str:

@@ -30,7 +30,7 @@ from cachebash.services import claims, outbox, relay, sprints, sweeper, tasks
 from cachebash.services.events import MulticastSent, PushRequested, StoryChanged, TaskFinished
 from cachebash.services.handlers import HANDLERS
 from cachebash.services.runtime import Caller, Runtime, tenant_path
-from support.callers import make_caller
+from support.callers import lead_and_builders
 
 T = "default"
 
@@ -70,9 +70,7 @@ class FailOnce:
 
 # --- the effects, one scenario per durable event kind ----------------------------------------
 
-def team(rt: Runtime) -> dict[str, Caller]:
-    return {"lead": make_caller(rt, "lead"), "b1": make_caller(rt, "b1", groups=("builders",)),
-            "b2": make_caller(rt, "b2", groups=("builders",))}
+team = lead_and_builders
 
 
 def group_message(rt: Runtime, who: dict[str, Caller], **extra: Any) -> Callable[[], Any]:

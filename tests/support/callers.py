@@ -12,3 +12,9 @@ def make_caller(rt: Runtime, program: str, *, tenant: str = "default", groups: t
     """Issue the program a key and authenticate with it, so groups come from the real registry."""
     created = keys.issue_key(rt, tenant, CreateKey(programId=program, groups=list(groups), admin=admin), "test")
     return keys.authenticate(rt, created["apiKey"])
+
+
+def lead_and_builders(rt: Runtime) -> dict[str, Caller]:
+    """The smallest team a dispatch test needs: a lead, and two members of the group `builders`."""
+    return {"lead": make_caller(rt, "lead"), "b1": make_caller(rt, "b1", groups=("builders",)),
+            "b2": make_caller(rt, "b2", groups=("builders",))}
