@@ -60,7 +60,7 @@ async def test_only_admin_keys_create_keys(agents: AgentFactory) -> None:
     ({"title": "x", "target": 7}, "target", "text"),
     ({"title": "x" * 500, "target": "builder"}, "title", "at most 200"),
     ({"title": "x", "target": "builder", "instructions": "y" * 20_001}, "instructions", "at most 20000"),
-    ({"title": "x", "target": "builder", "priorty": "high"}, "priorty", "not a parameter"),
+    ({"title": "x", "target": "builder", "priorty": "high"}, "priorty", "did you mean priority?"),
 ])
 async def test_bad_create_task_input_is_a_clear_error_with_nothing_written(
         agents: AgentFactory, arguments: dict[str, Any], field: str, words: str) -> None:

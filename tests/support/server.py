@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import jsonschema
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -100,6 +101,7 @@ class Agent:
         self.key = key
         self._client: Client | None = None
         self._http: httpx2.AsyncClient | None = None
+        self._output_schemas: dict[str, dict[str, Any] | None] | None = None
 
     async def __aenter__(self) -> Agent:
         self._http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
@@ -121,7 +123,17 @@ class Agent:
         assert isinstance(body, dict)
         assert json.loads(result.content[0].text) == body  # type: ignore[union-attr]
         assert result.is_error == (body["success"] is False)
+        await self.check_against_output_schema(tool, body)
         return body
+
+    async def check_against_output_schema(self, tool: str, body: dict[str, Any]) -> None:
+        """Every answer, a refusal too, is what the tool's published outputSchema says (the
+        official client checks only successes)."""
+        if self._output_schemas is None:
+            self._output_schemas = {t.name: t.output_schema for t in await self.list_tools()}
+        schema = self._output_schemas.get(tool)
+        if schema is not None:
+            jsonschema.validate(body, schema)
 
     async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
         body = await self.raw(tool, **arguments)

@@ -22,7 +22,7 @@ from cachebash.domain.tasks import CreateTask, GetTasks, Priority
     ({"title": "x" * 201, "target": "builder"}, "title", "at most 200"),
     ({"title": "x", "target": "builder", "instructions": "y" * (MAX_TEXT + 1)}, "instructions", "at most"),
     ({"title": "x", "target": "bad target!"}, "target", "pattern"),
-    ({"title": "x", "target": "builder", "priorty": "high"}, "priorty", "not a parameter"),
+    ({"title": "x", "target": "builder", "priority": "high", "ttl": "soon"}, "ttl", "integer"),
 ])
 def test_create_task_rejections_name_field_and_rule(arguments: dict[str, Any], field: str, rule: str) -> None:
     with pytest.raises(InvalidInput) as info:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from cachebash.domain.arguments import model_at, normalise, unknown_parameter
 from cachebash.domain.errors import InvalidInput
 
 # A program, group or tenant name: short, printable, safe as a document id (it starts with a
@@ -56,12 +57,24 @@ WaitSeconds = Annotated[
 ]
 
 
+def _descriptions_on_top(schema: dict[str, Any]) -> None:
+    """A description carried by an optional parameter's type (`IdempotencyKey | None`) lands
+    inside the schema's `anyOf`, where readers that look only at a property's `description` (many
+    clients, our README) never see it: lift it to the property."""
+    for prop in schema.get("properties", {}).values():
+        if "description" not in prop:
+            found = [branch.pop("description") for branch in prop.get("anyOf", ()) if "description" in branch]
+            if found:
+                prop["description"] = found[0]
+
+
 class Input(BaseModel):
     """A tool's input. `parse` validates it strictly (see the module docstring); a model whose
     values arrive as text, such as URL query parameters, opts out with
     `model_config = ConfigDict(strict=False)` and then takes `"30"` for an integer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False,
+                              json_schema_extra=_descriptions_on_top)
 
 
 class NoArguments(Input):
@@ -72,8 +85,10 @@ M = TypeVar("M", bound=Input)
 
 
 def parse(model: type[M], arguments: dict[str, Any]) -> M:
-    """Validate raw tool arguments, raising `InvalidInput` for the first bad field."""
+    """Validate raw tool arguments, raising `InvalidInput` for the first bad field. Names are
+    read in either spelling and JSON text where a list or object is wanted (`arguments`)."""
     strict = model.model_config.get("strict", True)
+    arguments = normalise(model, arguments)
     try:
         raw = json.dumps(arguments, allow_nan=True)
     except (TypeError, ValueError):
@@ -83,12 +98,12 @@ def parse(model: type[M], arguments: dict[str, Any]) -> M:
             return model.model_validate_json(raw, strict=strict)
     except ValidationError as exc:
         if not _unreadable(exc):
-            raise _as_invalid_input(exc) from None
+            raise _as_invalid_input(model, exc) from None
     # Text that no JSON reader accepts (a lone surrogate): the Python validator says where.
     try:
         model.model_validate(arguments)
     except ValidationError as exc:
-        raise _as_invalid_input(exc) from None
+        raise _as_invalid_input(model, exc) from None
     raise InvalidInput("(arguments): not valid JSON values", field="(arguments)")
 
 
@@ -96,13 +111,22 @@ def _unreadable(exc: ValidationError) -> bool:
     return any(error["type"] == "json_invalid" for error in exc.errors(include_url=False, include_input=False))
 
 
-def _as_invalid_input(exc: ValidationError) -> InvalidInput:
-    problems = []
+def _as_invalid_input(model: type[Input], exc: ValidationError) -> InvalidInput:
+    problems: list[dict[str, str]] = []
     for error in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"]) or "(arguments)"
-        problems.append({"field": field, "rule": _rule(error)})
+        problem = {"field": field, "rule": _rule(error)}
+        if error["type"] == "extra_forbidden":
+            problem["rule"], suggestion = unknown_parameter(model_at(model, error["loc"][:-1]), str(error["loc"][-1]))
+            if suggestion is not None:
+                problem["didYouMean"] = suggestion
+        problems.append(problem)
+    # A misspelt name is usually why a required one is "missing": say so first.
+    problems.sort(key=lambda problem: "didYouMean" not in problem)
     first = problems[0]
     message = f"{first['field']}: {first['rule']}"
+    if first["rule"].startswith("unknown parameter:"):
+        message = f"unknown parameter '{first['field']}':{first['rule'].removeprefix('unknown parameter:')}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem(s), see 'problems')"
     return InvalidInput(message, field=first["field"], problems=problems)
@@ -111,7 +135,6 @@ def _as_invalid_input(exc: ValidationError) -> InvalidInput:
 # Pydantic's words for the strict JSON types, replaced by what to send instead.
 _RULES = {
     "missing": "is required",
-    "extra_forbidden": "is not a parameter of this tool",
     "int_type": "must be an integer: a JSON number without a fraction, e.g. 5 (not 5.0, \"5\" or true)",
     "int_from_float": "must be an integer: a JSON number without a fraction, e.g. 5 (not 5.5)",
     "bool_type": "must be true or false (a JSON boolean, not 1 or \"true\")",

@@ -18,10 +18,12 @@ MAX_GROUPS_PER_PROGRAM = 30 - 2
 
 
 class LastTask(Input):
-    taskId: ShortText | None = None
-    title: ShortText | None = None
-    outcome: ShortText | None = None
-    notes: LongText | None = None
+    taskId: ShortText | None = Field(None, description="Id of the task (taskId from create_task or get_tasks).")
+    title: ShortText | None = Field(None, description="Its title, so the next session knows it without a lookup.")
+    outcome: ShortText | None = Field(None, description="How it ended, e.g. 'SUCCESS: PR #12 open' or 'blocked on "
+                                                         "review'.")
+    notes: LongText | None = Field(None, description="Anything the next session needs to carry on: what is left, "
+                                                     "where to look.")
 
 
 class ContextSummary(Input):

@@ -24,6 +24,7 @@ from cachebash.domain.errors import CacheBashError, Unauthenticated
 from cachebash.domain.inputs import parse
 from cachebash.interface import refusals, wire_json
 from cachebash.interface.tools import ToolSpec, all_tools
+from cachebash.interface.tools.results import output_schema
 from cachebash.interface.waiting import run_tool
 from cachebash.services.runtime import Caller, Runtime
 
@@ -127,22 +128,33 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
             return tool_result(error_answer(exc))
         return tool_result(await invoke(spec, runtime, run, caller, arguments))
 
-    schema = spec.input.model_json_schema()
-    schema.pop("title", None)
     return Tool(
         fn=call,
         name=spec.name,
-        title=None,
+        title=spec.title,
         description=spec.description,
-        parameters=schema,
-        fn_metadata=FuncMetadata(arg_model=_PassThrough),
+        parameters=input_schema(spec),
+        fn_metadata=FuncMetadata(arg_model=_PassThrough,
+                                 output_schema=None if spec.output is None else output_schema(spec.output)),
         is_async=True,
         context_kwarg=CONTEXT_KWARG,
-        annotations=ToolAnnotations(
-            read_only_hint=spec.read_only, idempotent_hint=spec.idempotent or None, open_world_hint=False,
-            destructive_hint=False if not spec.read_only else None,
-        ),
+        annotations=annotations(spec),
     )
+
+
+def input_schema(spec: ToolSpec) -> dict[str, Any]:
+    schema = spec.input.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
+def annotations(spec: ToolSpec) -> ToolAnnotations:
+    """The hints a client shows a person before a call. Every tool acts only on CacheBash's own
+    store (closed world); a read-only one is neither destructive nor anything but idempotent."""
+    if spec.read_only:
+        return ToolAnnotations(title=spec.title, read_only_hint=True, open_world_hint=False)
+    return ToolAnnotations(title=spec.title, read_only_hint=False, destructive_hint=spec.destructive,
+                           idempotent_hint=spec.idempotent, open_world_hint=False)
 
 
 def build_mcp_server(runtime: Runtime, tools: list[ToolSpec] | None = None) -> MCPServer:

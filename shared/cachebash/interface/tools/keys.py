@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cachebash.domain.inputs import NoArguments
 from cachebash.domain.programs import CreateKey, RevokeKey
-from cachebash.interface.tools import ToolSpec
+from cachebash.interface.tools import ToolSpec, results
 from cachebash.services import keys
 
 TOOLS = [
@@ -14,6 +14,8 @@ TOOLS = [
         "groups. The plaintext apiKey is returned once; store it securely.",
         CreateKey,
         keys.create_key,
+        output=results.KeyCreated,
+        title="Create an API key",
     ),
     ToolSpec(
         "list_keys",
@@ -22,6 +24,8 @@ TOOLS = [
         NoArguments,
         lambda rt, caller, _: keys.list_keys(rt, caller),
         read_only=True,
+        output=results.Keys,
+        title="List API keys",
     ),
     ToolSpec(
         "revoke_key",
@@ -29,5 +33,8 @@ TOOLS = [
         RevokeKey,
         keys.revoke_key,
         idempotent=True,
+        output=results.KeyRevoked,
+        title="Revoke an API key",
+        destructive=True,
     ),
 ]

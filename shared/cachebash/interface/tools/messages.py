@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cachebash.domain.inputs import NoArguments
 from cachebash.domain.messages import GetMessages, GetThread, MessageRef, SendMessage
-from cachebash.interface.tools import ToolSpec
+from cachebash.interface.tools import ToolSpec, results
 from cachebash.services import directory, relay, wakeups
 
 TOOLS = [
@@ -15,6 +15,8 @@ TOOLS = [
         "one, STATUS for updates, QUERY to ask, RESULT to report an outcome.",
         SendMessage,
         relay.send_message,
+        output=results.Sent,
+        title="Send a message",
     ),
     ToolSpec(
         "get_messages",
@@ -24,6 +26,8 @@ TOOLS = [
         GetMessages,
         relay.get_messages,
         wait_keys=wakeups.inbox_keys,
+        output=results.Inbox,
+        title="Fetch your messages",
     ),
     ToolSpec(
         "get_thread",
@@ -31,6 +35,8 @@ TOOLS = [
         GetThread,
         relay.get_thread,
         read_only=True,
+        output=results.Thread,
+        title="Read a conversation",
     ),
     ToolSpec(
         "get_message",
@@ -39,6 +45,8 @@ TOOLS = [
         MessageRef,
         relay.get_message,
         read_only=True,
+        output=results.OneMessage,
+        title="Read a message",
     ),
     ToolSpec(
         "list_groups",
@@ -46,5 +54,7 @@ TOOLS = [
         NoArguments,
         lambda rt, caller, _: directory.list_groups(rt, caller),
         read_only=True,
+        output=results.Groups,
+        title="List groups",
     ),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cachebash.domain.programs import GetProgramState, UpdateProgramState
-from cachebash.interface.tools import ToolSpec
+from cachebash.interface.tools import ToolSpec, results
 from cachebash.services import program_state
 
 TOOLS = [
@@ -14,6 +14,8 @@ TOOLS = [
         GetProgramState,
         program_state.get_program_state,
         read_only=True,
+        output=results.ProgramState,
+        title="Load your saved context",
     ),
     ToolSpec(
         "update_program_state",
@@ -22,5 +24,7 @@ TOOLS = [
         UpdateProgramState,
         program_state.update_program_state,
         idempotent=True,
+        output=results.ProgramState,
+        title="Save your context",
     ),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cachebash.domain.sprints import AddStoryToSprint, CompleteSprint, CreateSprint, SprintRef, UpdateSprintStory
-from cachebash.interface.tools import ToolSpec
+from cachebash.interface.tools import ToolSpec, results
 from cachebash.services import sprints
 
 TOOLS = [
@@ -16,6 +16,8 @@ TOOLS = [
         "one step, all or nothing. Returns sprintId.",
         CreateSprint,
         sprints.create_sprint,
+        output=results.SprintCreated,
+        title="Plan a sprint",
     ),
     ToolSpec(
         "get_sprint",
@@ -25,6 +27,8 @@ TOOLS = [
         SprintRef,
         sprints.get_sprint,
         read_only=True,
+        output=results.SprintView,
+        title="See a sprint",
     ),
     ToolSpec(
         "update_sprint_story",
@@ -34,6 +38,8 @@ TOOLS = [
         "it. A locked story cannot be set active, complete or failed: the error names what it waits for.",
         UpdateSprintStory,
         sprints.update_sprint_story,
+        output=results.StoryUpdated,
+        title="Update a sprint story",
     ),
     ToolSpec(
         "add_story_to_sprint",
@@ -41,6 +47,8 @@ TOOLS = [
         "not go into a wave earlier than one that has already unlocked. Claimable at once if it is unlocked.",
         AddStoryToSprint,
         sprints.add_story_to_sprint,
+        output=results.StoryAdded,
+        title="Add a story to a sprint",
     ),
     ToolSpec(
         "complete_sprint",
@@ -49,5 +57,8 @@ TOOLS = [
         "now: unclaimed story tasks are cancelled and holders of running ones are told.",
         CompleteSprint,
         sprints.complete_sprint,
+        output=results.SprintClosed,
+        title="Close or cancel a sprint",
+        destructive=True,
     ),
 ]

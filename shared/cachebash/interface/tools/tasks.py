@@ -13,7 +13,7 @@ from cachebash.domain.tasks import (
     ReportProgress,
     TaskRef,
 )
-from cachebash.interface.tools import ToolSpec
+from cachebash.interface.tools import ToolSpec, results
 from cachebash.services import claims, tasks, wakeups
 
 TOOLS = [
@@ -24,6 +24,8 @@ TOOLS = [
         "your API key.",
         CreateTask,
         tasks.create_task,
+        output=results.TaskCreated,
+        title="Create a task",
     ),
     ToolSpec(
         "get_tasks",
@@ -35,6 +37,8 @@ TOOLS = [
         tasks.get_tasks,
         read_only=True,
         wait_keys=wakeups.queue_keys,
+        output=results.TaskPage,
+        title="List tasks",
     ),
     ToolSpec(
         "get_task",
@@ -42,6 +46,8 @@ TOOLS = [
         TaskRef,
         tasks.get_task,
         read_only=True,
+        output=results.TaskDetail,
+        title="Read a task",
     ),
     ToolSpec(
         "claim_task",
@@ -51,6 +57,8 @@ TOOLS = [
         "instructions and a claimToken to pass to later calls.",
         ClaimTask,
         claims.claim_task,
+        output=results.Claimed,
+        title="Claim a task",
     ),
     ToolSpec(
         "report_task_progress",
@@ -58,6 +66,8 @@ TOOLS = [
         "are; also renews your lease. Call when you start and at milestones.",
         ReportProgress,
         claims.report_progress,
+        output=results.Progress,
+        title="Report progress on a task",
     ),
     ToolSpec(
         "complete_task",
@@ -67,6 +77,8 @@ TOOLS = [
         "task cannot be finished again.",
         CompleteTask,
         claims.complete_task,
+        output=results.Completed,
+        title="Finish a task",
     ),
     ToolSpec(
         "claim_next",
@@ -76,6 +88,8 @@ TOOLS = [
         ClaimNext,
         claims.claim_next,
         wait_keys=wakeups.queue_keys,
+        output=results.NextClaim,
+        title="Claim the next task",
     ),
     ToolSpec(
         "renew_claim",
@@ -83,6 +97,8 @@ TOOLS = [
         RenewClaim,
         claims.renew_claim,
         idempotent=True,
+        output=results.Renewed,
+        title="Renew a claim",
     ),
     ToolSpec(
         "release_task",
@@ -90,5 +106,7 @@ TOOLS = [
         "claim it. Does not count as a failed attempt.",
         ReleaseTask,
         claims.release_task,
+        output=results.TaskMoved,
+        title="Hand a task back",
     ),
 ]

@@ -1,0 +1,260 @@
+"""What each tool answers, written once: the published `outputSchema` of every tool, and what
+the e2e suite validates every real answer against.
+
+Each shape names the fields an agent can rely on and allows more (`extra="allow"`), so a field
+added to an answer later still validates; a tool's schema is `its shape | Refusal`, since a
+refusal is structured content too. A new tool needs one class here and `output=` on its spec.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Result(Shape):
+    """Every successful answer."""
+
+    success: Literal[True]
+    warning: str | None = Field(None, description="Something worth knowing that did not stop the call, e.g. an "
+                                                  "unknown target.")
+
+
+class ErrorBody(Shape):
+    code: str = Field(description="Stable machine code (see the README's error table), e.g. VALIDATION_ERROR.")
+    message: str = Field(description="What was wrong and what to do next.")
+    field: str | None = Field(None, description="The parameter at fault, when one was.")
+
+
+class Refusal(Shape):
+    """Every refused call (isError: true); nothing was changed."""
+
+    success: Literal[False]
+    error: ErrorBody
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+Nullable = str | None
+
+
+class Task(Shape):
+    taskId: str
+    title: str
+    status: str = Field(description="created, claimed, in_progress, completed, failed, cancelled, skipped, expired "
+                                    "or dead.")
+    priority: str | None = None
+    type: str | None = None
+    target: str | None = None
+    source: str | None = None
+    instructions: Nullable = None
+    claimedBy: Nullable = None
+    claimToken: int | None = Field(None, description="Pass back as claim_token on later calls about this task.")
+    leaseExpiresAt: Nullable = None
+    createdAt: Nullable = None
+
+
+class TaskCreated(Result):
+    taskId: str
+    title: str
+    status: str
+    target: str = Field(description="Who receives it (the fallback, when that was used).")
+
+
+class TaskPage(Result):
+    hasTasks: bool
+    count: int
+    tasks: list[Task]
+    nextCursor: Nullable = Field(description="Pass as cursor for the next page; null on the last one.")
+
+
+class TaskDetail(Result):
+    task: Task = Field(description="The task in full, with its history.")
+
+
+class Claimed(Result):
+    taskId: str
+    title: str
+    status: str
+    claimedBy: str
+    claimToken: int = Field(description="Pass back as claim_token to report_task_progress, renew_claim, "
+                                        "release_task and complete_task.")
+    attempt: int
+    leaseExpiresAt: str = Field(description="Renew before this (renew_claim or report_task_progress).")
+    instructions: Nullable
+
+
+class NextClaim(Result):
+    claimed: bool = Field(description="false: nothing you may claim is waiting (see note).")
+    taskId: str | None = None
+    task: Claimed | None
+    note: str | None = None
+
+
+class TaskMoved(Result):
+    taskId: str
+    status: str
+
+
+class Progress(TaskMoved):
+    progress: int | None = None
+    leaseExpiresAt: str
+
+
+class Renewed(TaskMoved):
+    claimToken: int
+    leaseExpiresAt: str
+
+
+class Completed(TaskMoved):
+    completedStatus: str = Field(description="SUCCESS, FAILED, SKIPPED or CANCELLED, as passed.")
+    message: str
+
+
+# --- messages ------------------------------------------------------------------------------
+
+class Message(Shape):
+    messageId: str
+    source: str
+    target: str
+    message_type: str
+    message: str
+    priority: str | None = None
+    threadId: str | None = None
+    createdAt: str | None = None
+
+
+class Sent(Result):
+    messageId: str
+    target: str
+    recipients: list[str] = Field(description="Programs that get a copy.")
+    multicastId: str | None = None
+
+
+class Inbox(Result):
+    hasMessages: bool
+    count: int
+    messages: list[Message]
+
+
+class Thread(Result):
+    threadId: str
+    count: int
+    messages: list[Message]
+    nextCursor: Nullable = None
+
+
+class OneMessage(Result):
+    message: Message
+
+
+class Group(Shape):
+    name: str
+    builtin: bool
+    members: list[str]
+
+
+class Groups(Result):
+    count: int
+    groups: list[Group]
+
+
+# --- sprints -------------------------------------------------------------------------------
+
+class Claimable(Shape):
+    storyId: str
+    taskId: str
+    target: str
+
+
+class SprintCreated(Result):
+    sprintId: str
+    projectName: str
+    stories: int
+    waves: list[int]
+    claimable: list[Claimable] = Field(description="Stories unlocked at once, as tasks to claim.")
+
+
+class Sprint(Shape):
+    sprintId: str
+    projectName: str
+    status: str = Field(description="active, completed or cancelled.")
+
+
+class Wave(Shape):
+    wave: int
+    state: str
+    progress: int | float
+    stories: list[dict[str, Any]]
+
+
+class SprintView(Result):
+    sprint: Sprint
+    progress: int | float
+    counts: dict[str, int]
+    currentWave: int | None
+    waves: list[Wave]
+    next: str | None = Field(None, description="What has to happen next.")
+
+
+class StoryUpdated(Result):
+    sprintId: str
+    storyId: str
+    status: str
+
+
+class StoryAdded(Result):
+    sprintId: str
+    storyId: str
+    wave: int
+    taskId: Nullable = Field(description="The story's task when it is unlocked at once; null while locked.")
+
+
+class SprintClosed(Result):
+    sprint: Sprint
+
+
+# --- program state and keys ---------------------------------------------------------------
+
+class ProgramState(Result):
+    programId: str
+    contextSummary: dict[str, Any]
+    updatedAt: Nullable
+
+
+class KeyCreated(Result):
+    apiKey: str = Field(description="The key itself, shown this once.")
+    keyId: str
+    programId: str
+    groups: list[str]
+    admin: bool
+
+
+class Key(Shape):
+    keyId: str
+    programId: str
+    active: bool
+
+
+class Keys(Result):
+    count: int
+    keys: list[Key]
+
+
+class KeyRevoked(Result):
+    keyId: str
+    programId: str
+    active: Literal[False]
+
+
+@cache
+def output_schema(shape: type[Result]) -> dict[str, Any]:
+    """The published outputSchema: the tool's shape or a refusal."""
+    schema = TypeAdapter(shape | Refusal).json_schema()
+    return {"type": "object", **schema}
