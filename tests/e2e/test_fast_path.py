@@ -68,6 +68,14 @@ CASES: dict[str, tuple[str, dict[str, Any], Any]] = {
     "an argument named ctx": ("tools/call", {"name": "get_tasks", "arguments": {"ctx": 1}}, 7),
     "an argument named like the SDK's context": ("tools/call", {"name": "get_tasks",
                                                                 "arguments": {"_cachebash_request_context": 1}}, 7),
+    "a parameter in its other spelling": ("tools/call", {"name": "get_tasks", "arguments": {"waitSeconds": 0}}, 7),
+    "a misspelt parameter": ("tools/call", {"name": "get_task", "arguments": {"taskID": "x", "task_i": "y"}}, 7),
+    "both spellings of one parameter": ("tools/call", {"name": "get_task",
+                                                       "arguments": {"taskId": "x", "task_id": "y"}}, 7),
+    "a list sent as JSON text": ("tools/call", {"name": "create_sprint", "arguments": {  # refused inside the list
+        "projectName": "p", "stories": '[{"id": "s1", "title": "one", "wav": 2}]'}}, 7),
+    "JSON text that is not a list": ("tools/call", {"name": "create_key",
+                                                    "arguments": {"programId": "differential", "groups": "{}"}}, 7),
 }
 
 

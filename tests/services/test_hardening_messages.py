@@ -211,7 +211,8 @@ def test_only_the_recipient_acknowledges_and_reply_to_reveals_nothing(
             send(runtime, who, "architect", "got it", message_type=kind, reply_to=ref)
         assert info.value.field == "reply_to"
         texts.add(info.value.message.replace(ref, "<id>"))
-    assert texts == {"reply_to: no message <id> sent by or to you"}, "unknown and foreign ids look the same"
+    assert texts == {"reply_to: no message <id> sent by or to you; message ids come from send_message, get_messages "
+                     "or get_thread"}, "unknown and foreign ids look the same"
     with pytest.raises(Forbidden):
         send(runtime, team["architect"], "builder", "I sent it", message_type="ACK", reply_to=directive)
     original = relay.get_message(runtime, team["architect"], MessageRef(messageId=directive))["message"]

@@ -144,21 +144,22 @@ def model_at(model: type[BaseModel], path: Sequence[str | int]) -> type[BaseMode
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def closest(model: type[BaseModel], name: str) -> str | None:
-    """The known parameter `name` most likely meant (compared without case and underscores)."""
+def closest(name: str, known: Mapping[str, str]) -> str | None:
+    """What `name` most likely meant among `known` (each accepted spelling -> the name to
+    suggest), compared without case, '_' and '-'."""
     def squash(text: str) -> str:
         return text.lower().replace("_", "").replace("-", "")
 
-    known = {squash(spelling): field for spelling, field in spellings(model).items()}
-    match = difflib.get_close_matches(squash(name), list(known), n=1, cutoff=0.6)
-    return known[match[0]] if match else None
+    squashed = {squash(spelling): meant for spelling, meant in known.items()}
+    match = difflib.get_close_matches(squash(name), list(squashed), n=1, cutoff=0.6)
+    return squashed[match[0]] if match else None
 
 
 def unknown_parameter(model: type[BaseModel] | None, name: str) -> tuple[str, str | None]:
     """What to tell an agent that passed `name`, and the name it probably meant."""
     if model is None:
         return "unknown parameter", None
-    suggestion = closest(model, name)
+    suggestion = closest(name, spellings(model))
     if suggestion is not None:
         return f"unknown parameter: did you mean {suggestion}?", suggestion
     if not model.model_fields:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from cachebash.domain.errors import Conflict, InvalidInput
+from cachebash.domain.errors import Code, Conflict, InvalidInput
 from cachebash.domain.inputs import NAME_PATTERN, Id, Input, LongText, Name, ShortText, Title
 from cachebash.domain.tasks import Priority
 
@@ -292,11 +292,11 @@ def check_story_move(story_id: str, current: StoryStatus, new: StoryStatus, wait
     report without a status, which also needs an unlocked story."""
     if new not in STORY_MOVES[current]:
         if not STORY_MOVES[current]:
-            raise Conflict(f"story '{story_id}' is already {current.value}, which is final", code="STORY_FINISHED",
+            raise Conflict(f"story '{story_id}' is already {current.value}, which is final", code=Code.STORY_FINISHED,
                            status=current.value)
         allowed = ", ".join(sorted(s.value for s in STORY_MOVES[current]))
         raise Conflict(f"story '{story_id}' is {current.value}, so it cannot become {new.value} (allowed: {allowed})",
-                       code="INVALID_TRANSITION", status=current.value)
+                       code=Code.INVALID_TRANSITION, status=current.value)
     if (new in NEEDS_UNLOCKED or reports_work) and waits:
-        raise Conflict(describe_waits(story_id, waits), code="STORY_LOCKED", field="storyId",
+        raise Conflict(describe_waits(story_id, waits), code=Code.STORY_LOCKED, field="storyId",
                        waitingFor=[w.to_dict() for w in waits])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cachebash.domain.errors import Conflict
+from cachebash.domain.errors import Code, Conflict
 
 
 class TaskStatus(StrEnum):
@@ -128,7 +128,7 @@ def transition(task_id: str, current: TaskStatus, event: TaskEvent) -> TaskStatu
     if is_terminal(current):
         raise Conflict(
             f"task {task_id} is already {current.value}; a finished task cannot be changed again",
-            code="TASK_FINISHED",
+            code=Code.TASK_FINISHED,
             status=current.value,
         )
     hint = _HINTS.get((current, event))
@@ -136,7 +136,7 @@ def transition(task_id: str, current: TaskStatus, event: TaskEvent) -> TaskStatu
     reason = f": {hint}" if hint else f" (allowed now: {allowed})"
     raise Conflict(
         f"task {task_id} is '{current.value}', so '{event.value}' is not allowed{reason}",
-        code="INVALID_TRANSITION",
+        code=Code.INVALID_TRANSITION,
         status=current.value,
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from cachebash.domain.errors import CacheBashError, InvalidInput, Unauthenticated
+from cachebash.domain.errors import CacheBashError, Code, InvalidInput, Unauthenticated
 from cachebash.interface import owner_api
 from cachebash.interface.owner_api import OwnerRequest, Reply
 from cachebash.interface.owner_auth import CSRF_HEADER, SESSION_COOKIE, Owner, OwnerAuth
@@ -169,7 +169,7 @@ class ConsoleRoutes:
         name = request.path_params.get("path") or "index.html"
         path = (STATIC_DIR / name).resolve()
         if not path.is_file() or STATIC_DIR.resolve() not in path.parents:
-            return JSONResponse({"success": False, "error": {"code": "NOT_FOUND", "message": f"no file {name}"}},
+            return JSONResponse({"success": False, "error": {"code": Code.NOT_FOUND, "message": f"no file {name}"}},
                                 status_code=404)
         headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                    "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"}

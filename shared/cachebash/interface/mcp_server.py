@@ -16,11 +16,12 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from cachebash import __version__
-from cachebash.domain.errors import CacheBashError, Unauthenticated
+from cachebash.domain.arguments import closest
+from cachebash.domain.errors import CacheBashError, Code, Unauthenticated
 from cachebash.domain.inputs import parse
 from cachebash.interface import refusals, wire_json
 from cachebash.interface.tools import ToolSpec, all_tools
@@ -157,11 +158,35 @@ def annotations(spec: ToolSpec) -> ToolAnnotations:
                            idempotent_hint=spec.idempotent, open_world_hint=False)
 
 
+def unknown_tool(name: str, names: list[str]) -> CacheBashError:
+    suggestion = closest(name, {known: known for known in names})
+    hint = f"did you mean {suggestion}? " if suggestion else ""
+    return CacheBashError(f"no tool named '{name}'; {hint}the tools are: {', '.join(names)}",
+                          code=Code.UNKNOWN_TOOL, field="name", tools=names)
+
+
+class CacheBashMCPServer(MCPServer):
+    """The SDK's server, answering a call to a tool it does not have the way every refusal is
+    answered (structured, with the tools listed) instead of in the SDK's plain text."""
+
+    def __init__(self, tool_names: list[str], **settings: Any) -> None:
+        super().__init__(**settings)
+        self.tool_names = tool_names
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None) -> CallToolResult | InputRequiredResult:
+        if name not in self.tool_names:
+            return tool_result(error_answer(unknown_tool(name, self.tool_names)))
+        return await super().call_tool(name, arguments, context)
+
+
 def build_mcp_server(runtime: Runtime, tools: list[ToolSpec] | None = None) -> MCPServer:
     run = make_runner(runtime)
-    return MCPServer(
+    specs = all_tools() if tools is None else tools
+    return CacheBashMCPServer(
+        [spec.name for spec in specs],
         name=SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=[_mcp_tool(spec, runtime, run) for spec in (all_tools() if tools is None else tools)],
+        tools=[_mcp_tool(spec, runtime, run) for spec in specs],
     )

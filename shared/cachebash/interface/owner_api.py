@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field
 
 from cachebash.domain.errors import (
     CacheBashError,
+    Code,
     Conflict,
     Contention,
     Forbidden,
@@ -189,12 +190,12 @@ def route(req: OwnerRequest) -> tuple[Handler, re.Match[str], bool]:
             allowed.append(method)
     if allowed:
         raise NotFound(f"{req.method} is not allowed on {PREFIX}{path}; use {' or '.join(allowed)}",
-                       code="METHOD_NOT_ALLOWED")
+                       code=Code.METHOD_NOT_ALLOWED)
     raise NotFound(f"no owner route {req.method} {PREFIX}{path} (see the README, 'Owner API')")
 
 
 def status_of(exc: CacheBashError) -> int:
-    if exc.code == "METHOD_NOT_ALLOWED":
+    if exc.code == Code.METHOD_NOT_ALLOWED:
         return 405
     return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
 

@@ -16,16 +16,16 @@ from typing import Any
 
 from starlette.types import Message, Send
 
-from cachebash.domain.errors import CacheBashError
+from cachebash.domain.errors import Code, CacheBashError
 from cachebash.interface import wire_json
 
 log = logging.getLogger(__name__)
 
-CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE", 408: "REQUEST_TIMEOUT", 411: "LENGTH_REQUIRED", 413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE", 421: "MISDIRECTED_REQUEST", 431: "HEADERS_TOO_LARGE", 500: "INTERNAL",
-    503: "UNAVAILABLE",
+CODES: dict[int, Code] = {
+    400: Code.BAD_REQUEST, 401: Code.UNAUTHENTICATED, 403: Code.FORBIDDEN, 404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED, 406: Code.NOT_ACCEPTABLE, 408: Code.REQUEST_TIMEOUT, 411: Code.LENGTH_REQUIRED,
+    413: Code.PAYLOAD_TOO_LARGE, 415: Code.UNSUPPORTED_MEDIA_TYPE, 421: Code.MISDIRECTED_REQUEST,
+    431: Code.HEADERS_TOO_LARGE, 500: Code.INTERNAL, 503: Code.UNAVAILABLE,
 }
 
 # What to do about the plain-text refusals the MCP SDK sends, in words an agent's operator can act on.
@@ -56,7 +56,7 @@ def internal_error(what: str, request_id: str | None = None) -> CacheBashError:
     request_id = request_id or new_request_id()
     return CacheBashError(f"{what} failed with an internal error on the server; it was logged as {request_id}. "
                           "Retrying may work; if it keeps failing, report the requestId to the operator.",
-                          code="INTERNAL", requestId=request_id)
+                          code=Code.INTERNAL, requestId=request_id)
 
 
 async def send_error(send: Send, status: int, message: str, *, headers: dict[str, str] | None = None,

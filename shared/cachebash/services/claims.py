@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, NotFound
 from cachebash.domain.retry import RetryPolicy
 from cachebash.domain.task_states import (
     PHASES,
@@ -119,18 +119,27 @@ def _held_before(task: dict[str, Any], program: str) -> bool:
     return any(h.get("event") == "claim" and h.get("by") == program for h in task.get("history", []))
 
 
-def _claim_lost(task: dict[str, Any], caller: Caller) -> Conflict:
+def _claim_lost(task: dict[str, Any], caller: Caller, passed: int | None = None) -> Conflict:
+    """CLAIM_LOST, saying who holds the task now and, for a claim_token that does not match,
+    both tokens, so the agent knows whether to pass the current one or to let the task go."""
+    mine = _active(task) and task.get("claimedBy") == caller.program_id
     if _active(task):
-        now_held = (f"it is now held by '{task['claimedBy']}' (claimToken {task.get('claimToken')}, "
-                    f"attempt {task.get('attempt', 1)})")
+        holder = f"you ('{caller.program_id}')" if mine else f"'{task['claimedBy']}'"
+        now_held = (f"it is now held by {holder}: the current token is {task.get('claimToken')} (attempt "
+                    f"{task.get('attempt', 1)})")
     else:
-        now_held = f"it is now '{task['status']}'" + (" and back in the queue" if task["status"] == "created" else "")
-    why = task.get("lastError") or "the claim was handed back or lost"
-    return Conflict(
-        f"your claim on task {task['taskId']} is no longer valid ({why}); {now_held}",
-        code="CLAIM_LOST", field="taskId", claimedBy=task.get("claimedBy"), claimToken=task.get("claimToken"),
-        status=task["status"],
-    )
+        now_held = f"it is now '{task['status']}'" + (
+            " and back in the queue: claim it again with claim_task" if task["status"] == "created" else "")
+    if passed is not None and mine:
+        message = (f"claim_token does not match task {task['taskId']}: you passed {passed}; {now_held}. If this "
+                   f"session made that claim, pass claim_token {task.get('claimToken')} (the claimToken claim_task "
+                   "returned); if another session of yours did, leave the task to it")
+    else:
+        why = task.get("lastError") or "the claim was handed back or lost"
+        passed_token = "" if passed is None else f"you passed claim_token {passed}; "
+        message = f"your claim on task {task['taskId']} is no longer valid ({why}); {passed_token}{now_held}"
+    return Conflict(message, code=Code.CLAIM_LOST, field="claim_token" if passed is not None and mine else "taskId",
+                    claimedBy=task.get("claimedBy"), claimToken=task.get("claimToken"), status=task["status"])
 
 
 def check_holder(task: dict[str, Any], caller: Caller, claim_token: int | None) -> None:
@@ -138,7 +147,7 @@ def check_holder(task: dict[str, Any], caller: Caller, claim_token: int | None) 
     if _finished(task):
         return  # the state table refuses any change to a finished task, with a clearer message
     if claim_token is not None and (claim_token != task.get("claimToken") or not _active(task)):
-        raise _claim_lost(task, caller)
+        raise _claim_lost(task, caller, claim_token)
     if _active(task) and task.get("claimedBy") == caller.program_id:
         return
     if _held_before(task, caller.program_id):
@@ -165,13 +174,13 @@ def _claim_changes(rt: Runtime, task: dict[str, Any], caller: Caller, session: s
     if _active(task):
         raise Conflict(
             f"task {task['taskId']} is already claimed by '{task['claimedBy']}' (since {task.get('claimedAt')})",
-            code="ALREADY_CLAIMED", claimedBy=task["claimedBy"], status=task["status"],
+            code=Code.ALREADY_CLAIMED, claimedBy=task["claimedBy"], status=task["status"],
         )
     if expired(task, now):
-        raise Conflict(f"task {task['taskId']} expired at {task['expiresAt']}", code="TASK_EXPIRED")
+        raise Conflict(f"task {task['taskId']} expired at {task['expiresAt']}", code=Code.TASK_EXPIRED)
     if not offerable(task, now):
         raise Conflict(f"task {task['taskId']} is waiting out a retry back-off until {task['availableAt']}",
-                       code="NOT_AVAILABLE_YET", availableAt=task["availableAt"])
+                       code=Code.NOT_AVAILABLE_YET, availableAt=task["availableAt"])
     token = int(task.get("claimToken", 0)) + 1
     changes = move(task, TaskEvent.CLAIM, caller.program_id, now, f"claimToken {token}")
     changes.update(claimedBy=caller.program_id, claimedAt=now, sessionId=session, claimToken=token,

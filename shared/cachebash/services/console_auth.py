@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from cachebash.domain.errors import Forbidden, Unauthenticated
+from cachebash.domain.errors import Code, Forbidden, Unauthenticated
 from cachebash.ports.store import Transaction
 from cachebash.services.runtime import Runtime
 
@@ -82,7 +82,7 @@ def session(rt: Runtime, session_id: str | None) -> Session:
 def check_csrf(current: Session, presented: str | None) -> None:
     if not presented or not hmac.compare_digest(presented, current.csrf):
         raise Forbidden("missing or wrong CSRF token: send the X-CSRF-Token header from GET /v1/owner/session",
-                        code="CSRF", field="X-CSRF-Token")
+                        code=Code.CSRF, field="X-CSRF-Token")
 
 
 def end_session(rt: Runtime, session_id: str) -> None:

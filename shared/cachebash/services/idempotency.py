@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from cachebash.domain.errors import Conflict
+from cachebash.domain.errors import Code, Conflict
 from cachebash.domain.inputs import Input
 from cachebash.ports.store import AlreadyExists, Query
 from cachebash.services.outbox import Changes, Pending, replayed_events, run, transact
@@ -55,7 +55,7 @@ def run_once(rt: Runtime, caller: Caller, tool: str, cmd: Input, body: Body) -> 
             if prior["fingerprint"] != fingerprint:
                 raise Conflict(
                     f"idempotency_key '{key}' was already used for a different {tool} call; use a new key",
-                    field="idempotency_key", code="IDEMPOTENCY_KEY_REUSED",
+                    field="idempotency_key", code=Code.IDEMPOTENCY_KEY_REUSED,
                 )
             return dict(prior["result"]), True, replayed_events(tx, rt, prior.get("events") or [])
         result = body(tx)

@@ -11,7 +11,7 @@ import re
 import secrets
 from typing import Any
 
-from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
@@ -76,7 +76,7 @@ def create_owner_key(rt: Runtime, tenant_id: str, cmd: CreateKey) -> dict[str, A
     active = rt.store.query(Query(KEYS).where("tenantId", "==", tenant_id).where("active", "==", True))
     if len(active) >= MAX_ACTIVE_KEYS:
         raise Conflict(f"this account already has {MAX_ACTIVE_KEYS} active keys; revoke one first",
-                       code="KEY_LIMIT")
+                       code=Code.KEY_LIMIT)
     return issue_key(rt, tenant_id, cmd, "owner")
 
 
@@ -167,7 +167,7 @@ def rotate_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
     _, old = _one_key(rt.store.query(query), key_id)
     if not old.get("active"):
         raise Conflict(f"key {key_id} was revoked at {old.get('revokedAt')}; create a new key instead",
-                       code="KEY_REVOKED", field="keyId")
+                       code=Code.KEY_REVOKED, field="keyId")
     cmd = CreateKey(programId=old["programId"], label=old.get("label"), admin=bool(old.get("admin")))
     created = issue_key(rt, tenant_id, cmd, "owner")
     revoke_tenant_key(rt, tenant_id, key_id)

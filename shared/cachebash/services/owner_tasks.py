@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cachebash.domain.errors import Conflict, InvalidInput
+from cachebash.domain.errors import Code, Conflict, InvalidInput
 from cachebash.domain.inputs import Input, Name, ShortText
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, TRANSITIONS, HistoryEntry, Phase, TaskEvent, TaskStatus, with_history
@@ -110,7 +110,7 @@ def _refuse(task: dict[str, Any], action: str) -> None:
     if action not in actions(task):
         hint = "; sprint stories are retried from their sprint" if task.get("type") == "sprint-story" else ""
         raise Conflict(f"task {task['taskId']} is '{task['status']}': '{action}' is not possible now{hint} "
-                       f"(possible: {', '.join(actions(task)) or 'nothing'})", code="INVALID_TRANSITION",
+                       f"(possible: {', '.join(actions(task)) or 'nothing'})", code=Code.INVALID_TRANSITION,
                        status=task["status"])
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from cachebash.domain.errors import Conflict, InvalidInput, NotFound
+from cachebash.domain.errors import Code, Conflict, InvalidInput, NotFound
 from cachebash.domain.inputs import Id, Input, LongText
 from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
@@ -51,7 +51,7 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
         if message is not None and message.get("target") == HUMAN:
             if message.get("answeredAt"):
                 raise Conflict(f"message {cmd.replyTo} was already answered at {message['answeredAt']}",
-                               code="ALREADY_ANSWERED")
+                               code=Code.ALREADY_ANSWERED)
             path, doc = _answer_message(rt, tenant_id, message["source"], cmd.message, cmd.replyTo,
                                         message.get("threadId"), now)
             tx.update(message_path, {"answer": cmd.message, "answeredAt": now, "answerMessageId": doc["messageId"],
@@ -78,7 +78,7 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
 def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -> dict[str, Any]:
     """Answering is claiming and completing in one step, both through the state table."""
     if task["status"] != TaskStatus.CREATED.value:
-        raise Conflict(f"question {task['taskId']} is already {task['status']}", code="ALREADY_ANSWERED")
+        raise Conflict(f"question {task['taskId']} is already {task['status']}", code=Code.ALREADY_ANSWERED)
     claimed = {**task, **move(task, TaskEvent.CLAIM, HUMAN, now)}
     changes = {**move(claimed, TaskEvent.SUCCESS, HUMAN, now), "claimedBy": HUMAN, "claimedAt": now,
                "completedBy": HUMAN, "completedAt": now, "completedStatus": "SUCCESS", "result": text,

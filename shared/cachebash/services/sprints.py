@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, NotFound
 from cachebash.domain.messages import MessageType
 from cachebash.domain.sprint_report import public_sprint, sprint_view
 from cachebash.domain.sprint_tasks import ACTIVE_TASK, OPEN_TASK, released, story_task_id, with_story_history
@@ -150,7 +150,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         waits = [] if released(story) else waiting_for(states[cmd.storyId], states)
         if cmd.status is None and current not in OPEN:
             raise Conflict(f"story '{cmd.storyId}' is {current.value}; progress is reported on queued or active "
-                           "stories", code="INVALID_TRANSITION", status=current.value)
+                           "stories", code=Code.INVALID_TRANSITION, status=current.value)
         check_story_move(cmd.storyId, current, cmd.status or current, waits, reports_work=cmd.status is None)
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
@@ -220,7 +220,7 @@ def _task_follows(task: Mapping[str, Any], current: StoryStatus, new: StoryStatu
         return None
     if new is S.QUEUED and status in ACTIVE_TASK:
         raise Conflict(f"story's task {task['taskId']} is held by '{task.get('claimedBy')}'; they hand it back with "
-                       "release_task, or finish it with complete_task", code="STORY_TASK_HELD",
+                       "release_task, or finish it with complete_task", code=Code.STORY_TASK_HELD,
                        claimedBy=task.get("claimedBy"))
     events = _FOLLOW_WHEN_CLAIMED if status in ACTIVE_TASK else _FOLLOW_WHEN_QUEUED
     event = events.get(new)
@@ -283,7 +283,7 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
         if still_open and not cmd.cancel:
             listed = ", ".join(f"{s['storyId']} ({s['status']})" for s in still_open)
             raise Conflict(f"{len(still_open)} stories are not finished: {listed}; finish or skip them, or pass "
-                           "cancel=true", code="SPRINT_OPEN", field="cancel")
+                           "cancel=true", code=Code.SPRINT_OPEN, field="cancel")
         ids = [s["taskId"] for s in still_open if released(s)]
         tasks = list(read_tasks(tx, caller.tenant_id, ids).values())
         programs = load_programs(tx, caller.tenant_id)
@@ -338,7 +338,7 @@ def _open_sprint(tx: Transaction, caller: Caller, sprint_id: str) -> dict[str, A
     sprint = _load_sprint(tx, caller, sprint_id)
     if sprint["status"] != SprintStatus.ACTIVE.value:
         raise Conflict(f"sprint {sprint_id} is {sprint['status']} (since {sprint.get('completedAt')}); a closed "
-                       "sprint cannot change", code="SPRINT_CLOSED", status=sprint["status"])
+                       "sprint cannot change", code=Code.SPRINT_CLOSED, status=sprint["status"])
     return sprint
 
 
