@@ -31,7 +31,8 @@ def team(runtime: Runtime) -> dict[str, Caller]:
 
 
 def test_a_wrong_claim_token_names_both_tokens_and_the_holder(runtime: Runtime, team: dict[str, Caller]) -> None:
-    task_id = tasks.create_task(runtime, team["lead"], parse(CreateTask, {"title": "t", "target": "builders"}))["taskId"]
+    created = tasks.create_task(runtime, team["lead"], parse(CreateTask, {"title": "t", "target": "builders"}))
+    task_id = created["taskId"]
     token = claims.claim_task(runtime, team["b1"], parse(ClaimTask, {"taskId": task_id}))["claimToken"]
     mine = refused(lambda: claims.report_progress(runtime, team["b1"], ReportProgress(taskId=task_id, claim_token=99)))
     assert mine.code == Code.CLAIM_LOST and mine.field == "claim_token"

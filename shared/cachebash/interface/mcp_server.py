@@ -44,7 +44,8 @@ To do work: claim_next (or get_tasks -> claim_task) -> report_task_progress -> c
 pass claim_token back, and use wait_seconds instead of polling.
 Sprints: create_sprint with stories in waves; builders get unlocked stories as sprint-story tasks.
 Questions for the human: send_message to 'human' (QUERY), the answer arrives in get_messages.
-Before a session ends: update_program_state."""
+Before a session ends: update_program_state.
+Parameter names are accepted in snake_case or camelCase (claim_token or claimToken); errors name the field at fault."""
 
 
 class _PassThrough(ArgModelBase):
@@ -139,7 +140,7 @@ def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
                                  output_schema=None if spec.output is None else output_schema(spec.output)),
         is_async=True,
         context_kwarg=CONTEXT_KWARG,
-        annotations=annotations(spec),
+        annotations=tool_annotations(spec),
     )
 
 
@@ -149,7 +150,7 @@ def input_schema(spec: ToolSpec) -> dict[str, Any]:
     return schema
 
 
-def annotations(spec: ToolSpec) -> ToolAnnotations:
+def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
     """The hints a client shows a person before a call. Every tool acts only on CacheBash's own
     store (closed world); a read-only one is neither destructive nor anything but idempotent."""
     if spec.read_only:

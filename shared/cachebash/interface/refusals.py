@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import Message, Send
 
-from cachebash.domain.errors import Code, CacheBashError
+from cachebash.domain.errors import CacheBashError, Code
 from cachebash.interface import wire_json
 
 log = logging.getLogger(__name__)

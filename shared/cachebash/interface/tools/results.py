@@ -9,7 +9,7 @@ refusal is structured content too. A new tool needs one class here and `output=`
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -256,5 +256,5 @@ class KeyRevoked(Result):
 @cache
 def output_schema(shape: type[Result]) -> dict[str, Any]:
     """The published outputSchema: the tool's shape or a refusal."""
-    schema = TypeAdapter(shape | Refusal).json_schema()
+    schema = TypeAdapter(cast(Any, shape | Refusal)).json_schema()
     return {"type": "object", **schema}
