@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cachebash.domain.programs import GetProgramState, UpdateProgramState
+from cachebash.domain.programs import GetProgramState, ListPrograms, UpdateProgramState
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import program_state
+from cachebash.services import fleet, program_state
 
 TOOLS = [
     ToolSpec(
@@ -22,5 +22,14 @@ TOOLS = [
         UpdateProgramState,
         program_state.update_program_state,
         idempotent=True,
+    ),
+    ToolSpec(
+        "list_programs",
+        "Who is in your tenant: every program with its groups, when it was last seen, whether it is available "
+        "(seen in the last 10 minutes), its live sessions, the tasks it holds now (ids and titles) and the "
+        "lastTask of its program state. Use it to pick a target, or a fallback, for create_task.",
+        ListPrograms,
+        lambda rt, caller, _: fleet.list_programs(rt, caller),
+        read_only=True,
     ),
 ]
