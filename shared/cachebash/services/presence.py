@@ -15,7 +15,7 @@ A group is available when any member is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cachebash.domain.programs import MAX_SESSIONS, SEEN_EVERY_SECONDS
@@ -36,7 +36,7 @@ def last_seen(program: Mapping[str, Any]) -> str | None:
     return max(times, default=None)
 
 
-def live_sessions(rt: Runtime, program: Mapping[str, Any]) -> list[dict[str, str]]:
+def live_sessions(rt: Runtime, program: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     cutoff = away_cutoff(rt)
     return [s for s in _sessions(program) if str(s.get("seenAt", "")) > cutoff]
 
@@ -50,16 +50,16 @@ def available(rt: Runtime, program: Mapping[str, Any]) -> bool:
     return isinstance(seen, str) and seen > away_cutoff(rt)
 
 
-def unavailable_reason(rt: Runtime, name: str, programs: list[Mapping[str, Any]]) -> str:
+def unavailable_reason(rt: Runtime, name: str, programs: Sequence[Mapping[str, Any]]) -> str:
     """Why `name` (a program, or a group of `programs`) counts as unavailable, for the creator."""
     seen = max((last_seen(p) or "" for p in programs), default="") or None
     single = len(programs) == 1 and programs[0].get("programId") == name
-    who = f"'{name}' was" if single else f"no member of '{name}' was"
+    who = f"'{name}' was not" if single else f"no member of '{name}' was"
     return (f"{who} seen in the last {rt.away_seconds:.0f} s ({f'last seen {seen}' if seen else 'never seen'}) "
             "and no session of it is live")
 
 
-def _sessions(program: Mapping[str, Any]) -> list[dict[str, str]]:
+def _sessions(program: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in program.get("sessions") or () if isinstance(s, Mapping) and s.get("sessionId")]
 
 

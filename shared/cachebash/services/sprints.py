@@ -143,7 +143,8 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         if story is None:
             raise NotFound(f"no story '{cmd.storyId}' in sprint {cmd.sprintId}", field="storyId")
         task_id = story["taskId"] if released(story) else None
-        task, lapse = None, {}
+        task: dict[str, Any] | None = None
+        lapse: dict[str, Any] = {}
         if task_id and (stored := tx.get(task_path(caller.tenant_id, task_id))) is not None:
             task, lapse, _ = claims.settle(rt, caller.tenant_id, stored, now)  # a lapsed lease has ended by now
         taking = story_claims.takes(caller, sprint, story, task, cmd.status)

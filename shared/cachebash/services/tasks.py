@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachebash.domain.errors import InvalidInput, NotFound
-from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, offerable, with_history
 from cachebash.domain.programs import HUMAN
+from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, offerable, with_history
 from cachebash.domain.tasks import Action, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef, queue_rank
 from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
 from cachebash.services import cursors, interrupt_marks, interrupts, presence
@@ -181,9 +181,9 @@ def get_tasks(rt: Runtime, caller: Caller, cmd: GetTasks) -> dict[str, Any]:
         next_cursor = cursors.encode(page[-1], base)
     tasks = [public(doc.data) for doc in found]
     result = {"success": True, "hasTasks": bool(tasks), "count": len(tasks), "tasks": tasks, "nextCursor": next_cursor}
-    if not tasks and cmd.cursor is None and cmd.type != "all" and cmd.status is StatusFilter.CREATED:
-        if note := _other_types_waiting(rt, caller, cmd, now):
-            result["note"] = note
+    asked_one_type = cmd.type != "all" and cmd.status is StatusFilter.CREATED and cmd.cursor is None
+    if not tasks and asked_one_type and (note := _other_types_waiting(rt, caller, cmd, now)):
+        result["note"] = note
     return result
 
 
