@@ -5,10 +5,13 @@ presence is throttled, fallback goes to whoever is there, list_programs shows th
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from cachebash.bootstrap import embedded_runtime
 from cachebash.domain.errors import CacheBashError
 from cachebash.domain.inputs import parse
 from cachebash.domain.messages import GetMessages
@@ -16,7 +19,19 @@ from cachebash.domain.programs import CreateKey, UpdateProgramState
 from cachebash.domain.sprints import CreateSprint, SprintRef, UpdateSprintStory
 from cachebash.domain.tasks import ClaimNext, ClaimTask, CompleteTask, CreateTask, GetTasks, TaskRef
 from cachebash.ports.clock import ManualClock
-from cachebash.services import claims, fleet, interrupt_marks, keys, presence, program_state, relay, sprints, tasks
+from cachebash.ports.store import Store
+from cachebash.services import (
+    claims,
+    fleet,
+    interrupt_marks,
+    keys,
+    presence,
+    program_state,
+    relay,
+    sprints,
+    sweeper,
+    tasks,
+)
 from cachebash.services.directory import program_path
 from cachebash.services.runtime import Caller, Runtime
 
@@ -185,6 +200,51 @@ def test_setting_a_story_active_claims_its_task_for_the_builder(runtime: Runtime
     view = sprints.get_sprint(runtime, team.call("lead"), SprintRef(sprintId=sprint_id))
     s3 = [s for w in view["waves"] for s in w["stories"] if s["storyId"] == "s3"][0]
     assert s3["status"] == "active" and s3["progress"] == 10
+
+
+@pytest.mark.real_transactions
+def test_builders_racing_for_one_story_with_update_sprint_story_leave_one_winner(
+        runtime: Runtime, team: Team, store_factory: Callable[[], Store], clock: ManualClock) -> None:
+    """Each builder has its own store connection, so the database itself arbitrates."""
+    sprint_id = sprints.create_sprint(runtime, team.call("lead"), parse(CreateSprint, SPRINT))["sprintId"]
+    builders = [team.call(name) for name in ("b1", "b2", "b3")]
+    barrier = threading.Barrier(len(builders))
+    answers: dict[str, dict[str, Any] | CacheBashError] = {}
+
+    def race(who: Caller) -> None:
+        rt = embedded_runtime(store_factory(), clock)
+        barrier.wait()
+        try:
+            answers[who.program_id] = story(rt, who, sprint_id, "s1", status="active", progress=50,
+                                            currentAction="Writing migration scripts")
+        except CacheBashError as exc:
+            answers[who.program_id] = exc
+        finally:
+            rt.store.close()
+
+    threads = [threading.Thread(target=race, args=(b,)) for b in builders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [who for who, a in answers.items() if isinstance(a, dict)]
+    assert len(won) == 1
+    lost = [a for a in answers.values() if isinstance(a, CacheBashError)]
+    assert [(e.code, e.details["claimedBy"]) for e in lost] == [("ALREADY_CLAIMED", won[0])] * 2
+    task = tasks.get_task(runtime, team.call("lead"), TaskRef(taskId=f"{sprint_id}:s1:1"))["task"]
+    assert (task["claimedBy"], task["claimToken"]) == (won[0], 1)
+
+
+def test_a_story_taken_this_way_goes_back_to_queued_when_its_lease_runs_out(runtime: Runtime, clock: ManualClock,
+                                                                          team: Team) -> None:
+    sprint_id = sprints.create_sprint(runtime, team.call("lead"), parse(CreateSprint, SPRINT))["sprintId"]
+    story(runtime, team.call("b1"), sprint_id, "s1", status="active", progress=20)
+    clock.advance(runtime.policy.lease_seconds + 60)  # b1 went silent; back-off over too
+    sweeper.sweep(runtime)
+    view = sprints.get_sprint(runtime, team.call("lead"), SprintRef(sprintId=sprint_id))
+    assert view["waves"][0]["stories"][0]["status"] == "queued", "the story shows its task, not a stale 'active'"
+    took = story(runtime, team.call("b2"), sprint_id, "s1", status="active")
+    assert (took["task"]["claimToken"], took["task"]["attempt"]) == (2, 2)
 
 
 def test_the_old_path_claim_task_then_complete_task_still_works(runtime: Runtime, team: Team) -> None:

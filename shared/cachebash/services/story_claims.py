@@ -53,18 +53,22 @@ def claim(rt: Runtime, task: dict[str, Any] | None, story: Mapping[str, Any], ca
 
 def heartbeat(rt: Runtime, task: dict[str, Any], caller: Caller, cmd: UpdateSprintStory,
               now: str) -> dict[str, Any] | None:
-    """The holder reporting progress on its story: the same report on its task, or None."""
-    if cmd.status not in (None, StoryStatus.ACTIVE) or (cmd.progress is None and cmd.currentAction is None):
+    """The holder reporting on its story (`active`, progress, currentAction): the same report
+    on its task, which also renews the lease; None for any other update (complete, failed…)."""
+    if cmd.status not in (None, StoryStatus.ACTIVE):
         return None
     return claims.progress_changes(rt, task, caller.program_id, cmd.progress, cmd.currentAction, now)
 
 
-def task_view(task: Mapping[str, Any], claimed: bool) -> dict[str, Any]:
-    """What the builder needs next: the task to pass on, its claim token and lease."""
-    view = {"taskId": task["taskId"], "status": task["status"], "claimToken": task.get("claimToken"),
-            "leaseExpiresAt": task.get("leaseExpiresAt"), "attempt": task.get("attempt", 1)}
-    if claimed:
-        view["next"] = ("you hold this story's task: report with update_sprint_story (progress, currentAction) or "
-                        "report_task_progress, and finish with update_sprint_story status 'complete' or 'failed' "
-                        f"(or complete_task with claim_token {task.get('claimToken')})")
-    return view
+def result(cmd: UpdateSprintStory, story: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer to a take or a report: the story as get_sprint shows it, and what the builder
+    needs next (the task id, its claim token and lease)."""
+    return {
+        "success": True, "sprintId": cmd.sprintId, "storyId": cmd.storyId, "status": StoryStatus.ACTIVE.value,
+        "run": story["run"], "progress": task.get("progress"), "currentAction": task.get("progressNote"),
+        "task": {"taskId": task["taskId"], "status": task["status"], "claimToken": task.get("claimToken"),
+                 "leaseExpiresAt": task.get("leaseExpiresAt"), "attempt": task.get("attempt", 1),
+                 "next": "report with update_sprint_story (progress, currentAction) or report_task_progress; finish "
+                         "with update_sprint_story status 'complete' or 'failed' (or complete_task with claim_token "
+                         f"{task.get('claimToken')})"},
+    }
