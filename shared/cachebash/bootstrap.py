@@ -75,7 +75,8 @@ def build_runtime(settings: Settings | None = None, *, store: Store | None = Non
     signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
     inner = bus or InProcessBus()
     runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock or SystemClock(), policy=settings.policy,
-                      signals=signals, notifier=notifier or LogNotifier(), strict=strict)
+                      signals=signals, notifier=notifier or LogNotifier(), strict=strict,
+                      away_seconds=settings.away_seconds)
     if isinstance(inner, InProcessBus):
         for kind, handlers in HANDLERS.items():
             for handler in handlers:

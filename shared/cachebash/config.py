@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachebash.domain.programs import AWAY_SECONDS
 from cachebash.domain.retry import RetryPolicy
 
 STORES = ("sqlite", "firestore")
@@ -22,6 +23,8 @@ class Settings:
     store: str = "sqlite"
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sweep_seconds: float = 5.0
+    #: A program none of whose sessions was seen for this long is unavailable (fallback, list_programs).
+    away_seconds: float = AWAY_SECONDS
     #: Firestore project; None lets the client library find it (ADC, metadata server).
     firestore_project: str | None = None
     #: Firestore database id; None is the project's "(default)" database.
@@ -67,6 +70,7 @@ class Settings:
             store=env.get("CACHEBASH_STORE", cls.store),
             policy=retry_policy_from_env(),
             sweep_seconds=float(env.get("CACHEBASH_SWEEP_SECONDS", cls.sweep_seconds)),
+            away_seconds=float(env.get("CACHEBASH_AWAY_SECONDS", cls.away_seconds)),
             firestore_project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or None,
             firestore_database=env.get("CACHEBASH_FIRESTORE_DATABASE") or None,
             query_log=Path(query_log) if query_log else None,

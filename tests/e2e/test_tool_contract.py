@@ -99,6 +99,7 @@ async def _tour(admin: Agent, builder: Agent) -> set[str]:
     await call(builder, "renew_claim", taskId=task["taskId"])
     await call(builder, "release_task", taskId=task["taskId"], reason="handing back")
     await call(builder, "claim_next")
+    await call(admin, "list_programs")  # while the builder holds the task: a `holding` row
     await call(builder, "get_task", taskId=task["taskId"])
     await call(builder, "complete_task", taskId=task["taskId"], result="done")
     sent = await call(admin, "send_message", target="tour-builder", message="hi", threadId="tour")

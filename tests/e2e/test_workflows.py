@@ -42,7 +42,7 @@ async def test_first_workflow_end_to_end(agents: AgentFactory) -> None:
     assert [m["message_type"] for m in replies["messages"]] == ["ACK", "RESULT"]
     done = await investigator.call("complete_task", taskId=created["taskId"], completed_status="SUCCESS")
     assert done == {"success": True, "taskId": created["taskId"], "status": "completed",
-                    "completedStatus": "SUCCESS", "message": "Task marked as completed"}
+                    "completedStatus": "SUCCESS", "message": "Task marked as done"}
     task = (await investigator.call("get_task", taskId=created["taskId"]))["task"]
     assert [h["to"] for h in task["history"]] == ["created", "claimed", "in_progress", "completed"]
     assert task["claimedBy"] == "builder" and task["sessionId"] == "builder-session-1"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from pydantic import Field
 
 from cachebash.domain.inputs import Input, LongText, Name, ShortText
@@ -15,6 +19,32 @@ MAX_STATE_BYTES = 64 * 1024
 # A program's queue is read as one query over the names that reach it: itself, its groups and
 # `all`, and a store query takes at most 30 values in one `in` (Firestore's limit, ports.store).
 MAX_GROUPS_PER_PROGRAM = 30 - 2
+#: A program none of whose sessions was seen for this long is unavailable: a task's `fallback`
+#: gets its work (CACHEBASH_AWAY_SECONDS; list_programs counts sessions seen since as live).
+AWAY_SECONDS = 10 * 60
+#: Presence is written at most once per key, program and session per this many seconds.
+SEEN_EVERY_SECONDS = 60
+#: A program's document remembers its most recently seen sessions, at most this many.
+MAX_SESSIONS = 10
+#: ... and the interrupt tasks announced to it and not yet seen claimed, at most this many.
+MAX_INTERRUPT_MARKS = 20
+
+
+@dataclass(frozen=True)
+class ProgramMarks:
+    """What authentication read of the caller's own program document, so that a call can act on
+    presence and pending interrupts without reading it again (`tenants/{t}/programs/{p}`:
+    `lastSeenAt`, `sessions` [{sessionId, seenAt}], `interrupts` [taskId])."""
+
+    last_seen: str | None = None
+    sessions: tuple[tuple[str, str], ...] = ()
+    interrupts: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, program: Mapping[str, Any]) -> ProgramMarks:
+        sessions = tuple((str(s["sessionId"]), str(s["seenAt"])) for s in program.get("sessions") or ()
+                         if isinstance(s, Mapping) and s.get("sessionId") and s.get("seenAt"))
+        return cls(program.get("lastSeenAt"), sessions, tuple(str(i) for i in program.get("interrupts") or ()))
 
 
 class LastTask(Input):
@@ -45,6 +75,10 @@ class UpdateProgramState(Input):
     contextSummary: ContextSummary = Field(
         description="Fields given replace the stored ones; fields left out are kept.",
     )
+
+
+class ListPrograms(Input):
+    pass
 
 
 class CreateKey(Input):

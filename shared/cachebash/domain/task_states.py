@@ -160,3 +160,20 @@ class HistoryEntry:
 def with_history(history: list[dict[str, Any]], entry: HistoryEntry) -> list[dict[str, Any]]:
     """Append to a task's audit trail, keeping it bounded so a task document never grows without end."""
     return [*history, entry.to_dict()][-HISTORY_LIMIT:]
+
+
+# --- whether a queued task may be offered now ------------------------------------------------------
+
+def expired(task: dict[str, Any], now: str) -> bool:
+    expires = task.get("expiresAt")
+    return isinstance(expires, str) and task.get("phase") == Phase.QUEUED.value and expires <= now
+
+
+def backing_off(task: dict[str, Any], now: str) -> bool:
+    available = task.get("availableAt")
+    return isinstance(available, str) and task.get("phase") == Phase.QUEUED.value and available > now
+
+
+def offerable(task: dict[str, Any], now: str) -> bool:
+    """Whether a task may be listed: not past its ttl, not waiting out a retry back-off."""
+    return not expired(task, now) and not backing_off(task, now)

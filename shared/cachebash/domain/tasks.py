@@ -48,6 +48,18 @@ class Action(StrEnum):
     BACKLOG = "backlog"
 
 
+# How far an action moves a task in its queue: interrupts before everything, backlog after
+# everything else, by priority within each band. The bands are wider than the priorities, so
+# an interrupt of low priority still comes before any high-priority task.
+_ACTION_BAND: dict[Action, int] = {Action.INTERRUPT: -len(Priority), Action.BACKLOG: len(Priority)}
+
+
+def queue_rank(priority: Priority, action: Action) -> int:
+    """A task's place in its queue, stored as `priorityRank` so a queue stays one ascending
+    sort (and one index); other actions keep the priority's own rank (0-2), as before."""
+    return PRIORITY_RANK[priority] + _ACTION_BAND.get(action, 0)
+
+
 class CompletionStatus(StrEnum):
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
@@ -104,7 +116,9 @@ class CreateTask(Input):
     priority: Priority = Field(Priority.NORMAL, description="high is picked before normal, normal before low.")
     action: Action = Field(
         Action.QUEUE,
-        description="queue (default), interrupt (preempt current work), sprint, parallel, backlog (when idle).",
+        description="queue (default); interrupt: offered before every other task and the target is told at once "
+                    "(its waiting calls wake, its tool results carry it under 'interrupts' until claimed); "
+                    "backlog: offered only once nothing else is; sprint, parallel: like queue.",
     )
     source: Name | None = Field(
         None,
@@ -117,7 +131,8 @@ class CreateTask(Input):
     provenance: ShortText | None = Field(None, description="Where this work came from, e.g. 'dream-session-5'.")
     fallback: Name | None = Field(
         None,
-        description="Program to receive the task if no program or group named `target` exists.",
+        description="Program or group to receive the task if `target` does not exist or is unavailable (no member "
+                    "seen for 10 minutes) while the fallback is.",
     )
     max_attempts: int | None = Field(
         None,
@@ -161,7 +176,8 @@ class ClaimNext(Input):
     target: Name | None = Field(
         None, description="Queue to take from (program or group). Default: your own queue (you and your groups)."
     )
-    type: TaskType | Literal["all"] = Field(TaskType.TASK, description="Kind of task to take, or all.")
+    type: TaskType | Literal["all"] = Field("all", description="Kind of task to take (default: any kind, sprint "
+                                                               "stories included).")
     sessionId: SessionId | None = None
     lease_seconds: LeaseSeconds | None = None
     wait_seconds: WaitSeconds = 0

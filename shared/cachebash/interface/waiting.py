@@ -9,18 +9,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachebash.interface.tools import ToolSpec
+from cachebash.services import presence
 from cachebash.services.runtime import Caller, Runtime
 
 Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
 
 
 def _empty(result: dict[str, Any]) -> bool:
-    return result.get("count") == 0 or result.get("claimed") is False
+    return (result.get("count") == 0 or result.get("claimed") is False) and not result.get("interrupts")
 
 
 async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller, cmd: Any) -> dict[str, Any]:
     def once() -> dict[str, Any]:
-        return spec.handler(runtime, caller, cmd)
+        return presence.after_call(runtime, caller, cmd, spec.handler(runtime, caller, cmd))
 
     wait = float(getattr(cmd, "wait_seconds", 0) or 0)
     if spec.wait_keys is None or wait <= 0 or runtime.signals is None:

@@ -24,6 +24,11 @@ def inbox_key(program: str) -> str:
     return f"inbox:{program}"
 
 
+def interrupt_key(target: str) -> str:
+    """An interrupt task for `target` (a program or group): wakes its waiting get_messages."""
+    return f"interrupt:{target}"
+
+
 class Subscription(ABC):
     @abstractmethod
     async def wait(self, timeout: float) -> None:

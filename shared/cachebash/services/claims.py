@@ -25,6 +25,8 @@ from cachebash.domain.task_states import (
     Phase,
     TaskEvent,
     TaskStatus,
+    expired,
+    offerable,
     transition,
     with_history,
 )
@@ -46,7 +48,7 @@ from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueue
 from cachebash.services.idempotency import run_once
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, tenant_path
-from cachebash.services.tasks import expired, offerable, queue_query
+from cachebash.services.tasks import queue_query
 
 SYSTEM = "cachebash"
 #: claim_next reads the queue in pages of CLAIM_PAGE, best first, and gives up (claimed: false)
@@ -163,7 +165,7 @@ def _lease(rt: Runtime, task: dict[str, Any], requested: int | None, now_offset:
     return {"leaseSeconds": seconds, "leaseExpiresAt": rt.clock.iso(seconds + now_offset)}
 
 
-def _claim_changes(rt: Runtime, task: dict[str, Any], caller: Caller, session: str | None,
+def claim_changes(rt: Runtime, task: dict[str, Any], caller: Caller, session: str | None,
                    lease_seconds: int | None, now: str) -> dict[str, Any]:
     if task["target"] not in caller.addresses:
         raise Forbidden(
@@ -188,7 +190,7 @@ def _claim_changes(rt: Runtime, task: dict[str, Any], caller: Caller, session: s
     return changes
 
 
-def _claimed_view(task: dict[str, Any]) -> dict[str, Any]:
+def claimed_view(task: dict[str, Any]) -> dict[str, Any]:
     return {
         "success": True, "taskId": task["taskId"], "title": task["title"], "status": task["status"],
         "claimedBy": task["claimedBy"], "claimToken": task["claimToken"], "attempt": task.get("attempt", 1),
@@ -202,9 +204,9 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
 
     def claim(tx: Transaction) -> dict[str, Any]:
         path, task, lapse = load_settled(rt, tx, caller, cmd.taskId, now)
-        changes = {**lapse, **_claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)}
+        changes = {**lapse, **claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)}
         tx.update(path, changes)
-        return _claimed_view({**task, **changes})
+        return claimed_view({**task, **changes})
 
     result, _ = run_once(rt, caller, "claim_task", cmd, claim)
     return result
@@ -243,9 +245,9 @@ def _claim_if_free(rt: Runtime, caller: Caller, cmd: ClaimNext, path: str) -> di
         task = tx.get(path)
         if task is None or task.get("phase") != Phase.QUEUED.value or not offerable(task, now):
             return None
-        changes = _claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
+        changes = claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
         tx.update(path, changes)
-        return _claimed_view({**task, **changes})
+        return claimed_view({**task, **changes})
 
     return rt.store.run_transaction(claim)
 
@@ -277,18 +279,29 @@ def renew_claim(rt: Runtime, caller: Caller, cmd: RenewClaim) -> dict[str, Any]:
             "leaseExpiresAt": changes["leaseExpiresAt"]}
 
 
-def report_progress(rt: Runtime, caller: Caller, cmd: ReportProgress) -> dict[str, Any]:
+def _progress_fields(rt: Runtime, task: dict[str, Any], progress: int | None, note: str | None,
+                     now: str) -> dict[str, Any]:
     """Progress is also a heartbeat: it extends the lease."""
+    fields = _lease(rt, task, None)
+    if task["status"] == TaskStatus.CLAIMED.value:
+        fields["startedAt"] = now
+    if progress is not None:
+        fields["progress"] = progress
+    if note is not None:
+        fields["progressNote"] = note
+    return fields
 
+
+def progress_changes(rt: Runtime, task: dict[str, Any], by: str, progress: int | None, note: str | None,
+                     now: str) -> dict[str, Any]:
+    """A holder's progress report as task changes, for a holder already checked (a builder's
+    update_sprint_story on the story whose task it holds)."""
+    return {**move(task, TaskEvent.PROGRESS, by, now, note), **_progress_fields(rt, task, progress, note, now)}
+
+
+def report_progress(rt: Runtime, caller: Caller, cmd: ReportProgress) -> dict[str, Any]:
     def extra(task: dict[str, Any], now: str) -> dict[str, Any]:
-        fields = _lease(rt, task, None)
-        if task["status"] == TaskStatus.CLAIMED.value:
-            fields["startedAt"] = now
-        if cmd.progress is not None:
-            fields["progress"] = cmd.progress
-        if cmd.note is not None:
-            fields["progressNote"] = cmd.note
-        return fields
+        return _progress_fields(rt, task, cmd.progress, cmd.note, now)
 
     task, changes = _as_holder(rt, caller, cmd, TaskEvent.PROGRESS, cmd.note, extra)
     return {"success": True, "taskId": cmd.taskId, "status": changes["status"],
@@ -361,7 +374,8 @@ def _completion_view(task: dict[str, Any]) -> dict[str, Any]:
         view.update(message=f"Attempts exhausted ({task.get('attempt')}); the task is dead-lettered and its "
                             "creator was told", attempt=task.get("attempt"))
     else:
-        view.update(completedStatus=task["completedStatus"], message=f"Task marked as {task['status']}")
+        # The seeds' words for every outcome; status and completedStatus say which one it was.
+        view.update(completedStatus=task["completedStatus"], message="Task marked as done")
     return view
 
 

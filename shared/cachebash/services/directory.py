@@ -10,6 +10,10 @@ from cachebash.ports.store import Query, Transaction
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 
 
+def program_path(tenant_id: str, program_id: str) -> str:
+    return tenant_path(tenant_id, "programs", program_id)
+
+
 def programs_query(tenant_id: str) -> Query:
     return Query(tenant_path(tenant_id, "programs"))
 
@@ -33,11 +37,16 @@ def resolve_target(rt: Runtime, caller: Caller, target: str) -> tuple[str, bool,
     if target == HUMAN:
         return target, False, [HUMAN]
     programs = all_programs(rt, caller.tenant_id)
+    return target, target in known_groups(programs), members_among(programs, target)
+
+
+def members_among(programs: list[dict[str, Any]], target: str) -> list[str]:
+    """Who `target` (a program, a group, `human`) reaches among `programs`; empty for an unknown name."""
+    if target == HUMAN:
+        return [HUMAN]
     if target in known_groups(programs):
-        return target, True, group_members(programs, target)
-    if any(p["programId"] == target for p in programs):
-        return target, False, [target]
-    return target, False, []
+        return group_members(programs, target)
+    return [target] if any(p["programId"] == target for p in programs) else []
 
 
 def list_groups(rt: Runtime, caller: Caller) -> dict[str, Any]:
@@ -64,7 +73,7 @@ def register_program(
     for group in groups:
         if group == ALL_GROUP:
             raise InvalidInput("groups: every program is in 'all' already", field="groups")
-    path = tenant_path(tenant_id, "programs", program_id)
+    path = program_path(tenant_id, program_id)
     existing = tx.get(path)
     before = set((existing or {}).get("groups", []))
     merged = sorted({*before, *groups})
@@ -73,5 +82,7 @@ def register_program(
             f"groups: a program is in at most {MAX_GROUPS_PER_PROGRAM} groups (its queue is read in one query over "
             f"itself, its groups and 'all'); '{program_id}' is in {len(before)} and this would add "
             f"{len(merged) - len(before)} more", field="groups", limit=MAX_GROUPS_PER_PROGRAM)
-    doc = {"programId": program_id, "groups": merged, "createdAt": (existing or {}).get("createdAt", now)}
+    # Kept as they are: presence and interrupt marks (services/presence, interrupt_marks).
+    doc = {**(existing or {}), "programId": program_id, "groups": merged,
+           "createdAt": (existing or {}).get("createdAt", now)}
     return path, doc

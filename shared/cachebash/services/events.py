@@ -53,6 +53,7 @@ class TaskQueued(Event):
     route: ClassVar[Route] = LOCAL
     task_id: str
     target: str
+    interrupt: bool = False  # an `interrupt` task: it also wakes the target's waiting get_messages
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from typing import Any
 
 from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from cachebash.domain.inputs import NAME_PATTERN
-from cachebash.domain.programs import CreateKey, RevokeKey
+from cachebash.domain.programs import CreateKey, ProgramMarks, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
+from cachebash.services import directory, presence
 from cachebash.services.directory import register_program
 from cachebash.services.runtime import Caller, Runtime
 
@@ -22,7 +23,6 @@ KEY_PREFIX = "cb_"
 KEYS = "keys"
 DEFAULT_TENANT = "default"
 MAX_ACTIVE_KEYS = 25
-LAST_SEEN_EVERY_SECONDS = 60  # at most one `lastUsedAt` write per key per minute
 
 
 def hash_key(plaintext: str) -> str:
@@ -94,25 +94,19 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         raise Unauthenticated("unknown API key")
     if not record.get("active"):
         raise Unauthenticated(f"API key {record['keyId']} was revoked at {record.get('revokedAt')}")
-    program = rt.store.get(f"tenants/{record['tenantId']}/programs/{record['programId']}") or {}
-    _note_seen(rt, key_hash, record)
+    program_path = directory.program_path(record["tenantId"], record["programId"])
+    program = rt.store.get(program_path) or {}
+    # Presence ("last seen"): a write only when the stored time is a minute old, so a busy agent
+    # costs one write a minute, not one per call.
+    presence.note_key_and_program(rt, key_path(key_hash), record, program_path if program else None, program)
     return Caller(
         tenant_id=record["tenantId"],
         program_id=record["programId"],
         admin=bool(record.get("admin")),
         groups=tuple(program.get("groups", ())),
         key_id=record["keyId"],
+        marks=ProgramMarks.of(program),
     )
-
-
-def _note_seen(rt: Runtime, key_hash: str, record: dict[str, Any]) -> None:
-    """Presence for the console ("last seen"): a write only when the stored time is a minute old,
-    so a busy agent costs one write a minute, not one per call."""
-    last = record.get("lastUsedAt")
-    if isinstance(last, str) and last > rt.clock.iso(-LAST_SEEN_EVERY_SECONDS):
-        return
-    now = rt.clock.iso()
-    rt.store.run_transaction(lambda tx: tx.update(key_path(key_hash), {"lastUsedAt": now}))
 
 
 def _tenant_keys(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:

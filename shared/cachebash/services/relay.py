@@ -27,7 +27,7 @@ from cachebash.domain.messages import (
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import cursors, interrupts
+from cachebash.services import cursors, interrupt_marks, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.events import MessagesDelivered, MulticastSent
 from cachebash.services.idempotency import run_once
@@ -201,7 +201,10 @@ def get_messages(rt: Runtime, caller: Caller, cmd: GetMessages) -> dict[str, Any
         if messages:
             break
     shown = [public(m) for m in messages]
-    return {"success": True, "hasMessages": bool(shown), "count": len(shown), "messages": shown}
+    result = {"success": True, "hasMessages": bool(shown), "count": len(shown), "messages": shown}
+    if pending := interrupt_marks.for_inbox(rt, caller, fresh=cmd.wait_seconds > 0):
+        result["interrupts"] = pending  # interrupt tasks waiting for you to claim them (see interrupt_marks)
+    return result
 
 
 def _deliver(tx: Transaction, *, paths: list[str], now: str, session: str | None) -> list[dict[str, Any]]:

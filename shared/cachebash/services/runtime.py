@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cachebash.domain.errors import Forbidden
-from cachebash.domain.programs import ALL_GROUP
+from cachebash.domain.programs import ALL_GROUP, AWAY_SECONDS, ProgramMarks
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus
 from cachebash.ports.clock import Clock
@@ -27,6 +27,8 @@ class Runtime:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     signals: Signals | None = None  # wake-ups for waiting callers; None: no waiting
     notifier: Notifier | None = None  # pushes to the human's phone; None: pushes are dropped
+    #: A program unseen for this long is unavailable (presence, fallback).
+    away_seconds: float = AWAY_SECONDS
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
     dispatcher: Dispatcher = field(init=False, repr=False)
@@ -46,6 +48,8 @@ class Caller:
     admin: bool = False
     groups: tuple[str, ...] = field(default_factory=tuple)
     key_id: str | None = None
+    #: Presence and pending interrupts, as read from the program's document at authentication.
+    marks: ProgramMarks = field(default_factory=ProgramMarks)
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -44,7 +44,7 @@ from cachebash.domain.sprint_tasks import (
 )
 from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, StoryStatus, is_locked
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
-from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority
+from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority, queue_rank
 from cachebash.ports.store import Query, Transaction
 from cachebash.services import directory
 from cachebash.services.events import MulticastSent, StoryChanged, TaskFinished, TaskQueued
@@ -233,7 +233,7 @@ def story_task(rt: Runtime, sprint: Mapping[str, Any], story: Mapping[str, Any],
         "taskId": story_task_id(sprint["sprintId"], story["storyId"], run),
         "title": f"[{sprint['projectName']}] {story['title']}"[:200],
         "instructions": task_instructions(sprint, story),
-        "type": TASK_TYPE, "priority": priority.value, "priorityRank": PRIORITY_RANK[priority],
+        "type": TASK_TYPE, "priority": priority.value, "priorityRank": queue_rank(priority, Action.SPRINT),
         "action": Action.SPRINT.value, "status": status.value, "phase": PHASES[status].value,
         "target": story["target"], "originalTarget": None, "source": sprint["createdBy"], "projectId": None,
         "threadId": sprint["sprintId"], "replyTo": None, "fallback": None,

@@ -39,7 +39,7 @@ from cachebash.domain.sprints import (
 )
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.store import Transaction
-from cachebash.services import directory
+from cachebash.services import claims, directory, story_claims
 from cachebash.services.events import StoryChanged, TaskFinished
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
@@ -136,15 +136,16 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         raise InvalidInput("status: give at least one of status, progress or currentAction", field="status")
     now = rt.clock.iso()
 
-    def write(tx: Changes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    def write(tx: Changes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, bool]:
         sprint = _open_sprint(tx, caller, cmd.sprintId)
         stories = load_stories(tx, caller.tenant_id, cmd.sprintId)
         story = stories.get(cmd.storyId)
         if story is None:
             raise NotFound(f"no story '{cmd.storyId}' in sprint {cmd.sprintId}", field="storyId")
-        task_id = story["taskId"] if released(story) else None
-        task = tx.get(task_path(caller.tenant_id, task_id)) if task_id else None
-        _check_reporter(caller, sprint, story, task)
+        task, lapse = _story_task(rt, tx, caller, story, now)
+        taking = story_claims.takes(caller, sprint, story, task, cmd.status)
+        if not taking:
+            _check_reporter(caller, sprint, story, task)
         current = S(story["status"])
         states = {sid: StoryState.of(doc) for sid, doc in stories.items()}
         waits = [] if released(story) else waiting_for(states[cmd.storyId], states)
@@ -152,25 +153,45 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
             raise Conflict(f"story '{cmd.storyId}' is {current.value}; progress is reported on queued or active "
                            "stories", code=Code.INVALID_TRANSITION, status=current.value)
         check_story_move(cmd.storyId, current, cmd.status or current, waits, reports_work=cmd.status is None)
+        if taking or story_claims.holds(task, caller):
+            # The task carries a claim and its progress; the story document is left alone (get_sprint
+            # reads who works on it and how far from the task), so a lost lease leaves no stale story.
+            held = (story_claims.claim(rt, task, story, caller, cmd, now) if taking
+                    else story_claims.heartbeat(rt, dict(task or {}), caller, cmd, now))
+            if held is not None and task is not None:
+                tx.update(task_path(caller.tenant_id, task["taskId"]), {**lapse, **held})
+                return story, {}, {**task, **lapse, **held}, True
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
         tx.update(story_path(caller.tenant_id, cmd.sprintId, cmd.storyId), changes)
         closed = None
         if task is not None and task_changes:
-            closed = {**task, **task_changes}
-            tx.update(task_path(caller.tenant_id, closed["taskId"]), task_changes)
+            closed = {**task, **lapse, **task_changes}
+            tx.update(task_path(caller.tenant_id, closed["taskId"]), {**lapse, **task_changes})
             tx.emit(TaskFinished(caller.tenant_id, task_id=closed["taskId"], status=closed["status"]))
         if unlock_may_follow(changes):
             tx.emit(StoryChanged(caller.tenant_id, sprint_id=cmd.sprintId, story_id=cmd.storyId))
-        return story, changes, closed
+        return story, changes, closed, False
 
-    story, changes, closed_task = transact(rt, write)
+    story, changes, task, held = transact(rt, write)
+    if held and task is not None:
+        return story_claims.result(cmd, story, task)
     after = {**story, **changes}
     result = {"success": True, "sprintId": cmd.sprintId, "storyId": cmd.storyId, "status": after["status"],
               "run": after["run"], "progress": after.get("progress"), "currentAction": after.get("currentAction")}
-    if closed_task is not None:
-        result["task"] = {"taskId": closed_task["taskId"], "status": closed_task["status"]}
+    if task is not None:
+        result["task"] = {"taskId": task["taskId"], "status": task["status"]}
     return result
+
+
+def _story_task(rt: Runtime, tx: Transaction, caller: Caller, story: Mapping[str, Any],
+                now: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The task of the story's current run as it stands now (a lapsed lease has ended), and the
+    changes that record the lapse, to be written with any change to the task."""
+    if not released(story) or (stored := tx.get(task_path(caller.tenant_id, story["taskId"]))) is None:
+        return None, {}
+    task, lapse, _ = claims.settle(rt, caller.tenant_id, stored, now)
+    return task, lapse
 
 
 def _check_reporter(caller: Caller, sprint: Mapping[str, Any], story: Mapping[str, Any],

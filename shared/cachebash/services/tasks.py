@@ -5,14 +5,17 @@ What happens to a task once claimed (leases, completion, retries) is in `claims`
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from cachebash.domain.errors import InvalidInput, NotFound
-from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, with_history
-from cachebash.domain.tasks import PRIORITY_RANK, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef
+from cachebash.domain.programs import HUMAN
+from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, offerable, with_history
+from cachebash.domain.tasks import Action, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef, queue_rank
 from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
-from cachebash.services import cursors, interrupts
-from cachebash.services.directory import resolve_target
+from cachebash.services import cursors, interrupt_marks, interrupts, presence
+from cachebash.services.directory import all_programs, members_among
 from cachebash.services.events import TaskQueued
 from cachebash.services.idempotency import run_once
 from cachebash.services.outbox import Changes
@@ -31,7 +34,7 @@ _PUBLIC_FIELDS = (
     "expiresAt", "claimedBy", "claimedAt", "sessionId", "startedAt", "progress", "progressNote",
     "completedStatus", "completedAt", "completedBy", "result", "errorCode", "errorClass",
     "tokensIn", "tokensOut", "costUsd", "model", "provider", "attempt", "maxAttempts", "claimToken",
-    "leaseExpiresAt", "availableAt", "lastError", "sprintId", "storyId", "answer", "answeredAt",
+    "leaseExpiresAt", "availableAt", "lastError", "sprintId", "storyId", "answer", "answeredAt", "fallbackReason",
 )
 
 
@@ -44,7 +47,9 @@ def public(task: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
 
 def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
     caller.check_source(cmd.source)
-    target, original, warning = _route(rt, caller, cmd.target, cmd.fallback)
+    route = _route(rt, caller, cmd.target, cmd.fallback)
+    target = route.target
+    interrupt = cmd.action is Action.INTERRUPT
     now = rt.clock.iso()
     task_id = new_id()
     status = TaskStatus.CREATED
@@ -54,12 +59,13 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
         "instructions": cmd.instructions,
         "type": cmd.type.value,
         "priority": cmd.priority.value,
-        "priorityRank": PRIORITY_RANK[cmd.priority],
+        "priorityRank": queue_rank(cmd.priority, cmd.action),
         "action": cmd.action.value,
         "status": status.value,
         "phase": PHASES[status].value,
         "target": target,
-        "originalTarget": original,
+        "originalTarget": route.original,
+        "fallbackReason": route.reason,
         "source": caller.program_id,
         "projectId": cmd.projectId,
         "threadId": cmd.threadId,
@@ -78,12 +84,16 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
     result: dict[str, Any] = {
         "success": True, "taskId": task_id, "title": cmd.title, "status": status.value, "target": target,
     }
-    if warning:
-        result["warning"] = warning
+    if route.original:
+        result.update(originalTarget=route.original, fallbackReason=route.reason)
+    if route.warning:
+        result["warning"] = route.warning
 
     def write(tx: Changes) -> dict[str, Any]:
+        marked = interrupt_marks.read_marked(tx, caller.tenant_id, route.members) if interrupt else []
         tx.create(path, task)
-        tx.emit(TaskQueued(caller.tenant_id, task_id=task_id, target=target))
+        interrupt_marks.write_marks(tx, marked, task_id)
+        tx.emit(TaskQueued(caller.tenant_id, task_id=task_id, target=target, interrupt=interrupt))
         if push := interrupts.task_push(caller.tenant_id, task):
             tx.emit(push)
         return result
@@ -91,19 +101,41 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
     return run_once(rt, caller, "create_task", cmd, write)[0]
 
 
-def _route(rt: Runtime, caller: Caller, target: str, fallback: str | None) -> tuple[str, str | None, str | None]:
-    """Deliver to the fallback only when nobody answers to `target`."""
-    _, _, members = resolve_target(rt, caller, target)
-    if members:
-        return target, None, None
-    if fallback:
-        _, _, fallback_members = resolve_target(rt, caller, fallback)
-        if fallback_members:
-            return fallback, target, None
-    return target, None, (
-        f"no program or group member named '{target}' exists yet; the task waits until a program "
-        f"with that id (or in that group) calls get_tasks"
-    )
+@dataclass(frozen=True)
+class _Route:
+    target: str
+    members: list[str] = field(default_factory=list)
+    original: str | None = None  # the target asked for, when the fallback got the task
+    reason: str | None = None  # why the fallback got it
+    warning: str | None = None
+
+
+def _route(rt: Runtime, caller: Caller, target: str, fallback: str | None) -> _Route:
+    """The fallback gets the task when nobody answers to `target`, or when nobody of `target`
+    is available (services/presence) and somebody of the fallback is."""
+    programs = all_programs(rt, caller.tenant_id)
+    members = members_among(programs, target)
+    if not fallback:
+        return _Route(target, members, warning=None if members else _unknown(target))
+    backup = members_among(programs, fallback)
+    if not members:
+        if backup:
+            return _Route(fallback, backup, target, f"no program or group named '{target}' exists")
+        return _Route(target, warning=_unknown(target))
+    by_id = {p["programId"]: p for p in programs}
+    mine = [by_id[m] for m in members if m in by_id]
+    if target == HUMAN or any(presence.available(rt, p) for p in mine):
+        return _Route(target, members)
+    reason = presence.unavailable_reason(rt, target, mine)
+    if fallback == HUMAN or any(presence.available(rt, by_id[m]) for m in backup if m in by_id):
+        return _Route(fallback, backup, target, reason)
+    return _Route(target, members, warning=f"{reason}, and the fallback '{fallback}' is unavailable too; the task "
+                                            f"waits for '{target}'")
+
+
+def _unknown(target: str) -> str:
+    return (f"no program or group member named '{target}' exists yet; the task waits until a program "
+            f"with that id (or in that group) calls get_tasks")
 
 
 def queue_query(caller: Caller, cmd: GetTasks | ClaimNext) -> Query:
@@ -148,22 +180,33 @@ def get_tasks(rt: Runtime, caller: Caller, cmd: GetTasks) -> dict[str, Any]:
     else:
         next_cursor = cursors.encode(page[-1], base)
     tasks = [public(doc.data) for doc in found]
-    return {"success": True, "hasTasks": bool(tasks), "count": len(tasks), "tasks": tasks, "nextCursor": next_cursor}
+    result = {"success": True, "hasTasks": bool(tasks), "count": len(tasks), "tasks": tasks, "nextCursor": next_cursor}
+    asked_one_type = cmd.type != "all" and cmd.status is StatusFilter.CREATED and cmd.cursor is None
+    if not tasks and asked_one_type and (note := _other_types_waiting(rt, caller, cmd, now)):
+        result["note"] = note
+    return result
 
 
-def expired(task: dict[str, Any], now: str) -> bool:
-    expires = task.get("expiresAt")
-    return isinstance(expires, str) and task.get("phase") == Phase.QUEUED.value and expires <= now
+#: An empty get_tasks looks this far into the unfiltered queue for tasks of other types.
+OTHER_TYPES_SCAN = 50
 
 
-def backing_off(task: dict[str, Any], now: str) -> bool:
-    available = task.get("availableAt")
-    return isinstance(available, str) and task.get("phase") == Phase.QUEUED.value and available > now
-
-
-def offerable(task: dict[str, Any], now: str) -> bool:
-    """Whether a task may be listed: not past its ttl, not waiting out a retry back-off."""
-    return not expired(task, now) and not backing_off(task, now)
+def _other_types_waiting(rt: Runtime, caller: Caller, cmd: GetTasks, now: str) -> str | None:
+    """When a type filter found nothing: what of other types waits (one more query, only on an
+    empty first page), e.g. sprint stories a worker would miss with the default type 'task'."""
+    docs = rt.store.query(queue_query(caller, cmd.model_copy(update={"type": "all"})).take(OTHER_TYPES_SCAN))
+    waiting = [d.data for d in docs if offerable(d.data, now)]
+    if not waiting:
+        return None
+    kinds = Counter(str(t.get("type")) for t in waiting)
+    listed = ("at least " if len(docs) == OTHER_TYPES_SCAN else "") + " and ".join(
+        f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    whom = "you" if all(t.get("target") == caller.program_id for t in waiting) else "you or your groups"
+    if cmd.target:
+        whom = f"'{cmd.target}'"
+    passes = ", ".join(f"'{kind}'" for kind in sorted(kinds))
+    return (f"no '{cmd.type}' tasks, but {listed} task(s) wait for {whom}; pass type {passes} or 'all' "
+            "(claim_next takes any type by default)")
 
 
 def get_task(rt: Runtime, caller: Caller, cmd: TaskRef) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachebash.ports.bus import Bus, Event
-from cachebash.ports.signals import OWNER_KEY, Signals, inbox_key, queue_key
+from cachebash.ports.signals import OWNER_KEY, Signals, inbox_key, interrupt_key, queue_key
 from cachebash.services.events import MessagesDelivered, TaskQueued
 from cachebash.services.runtime import Caller
 
@@ -15,7 +15,8 @@ from cachebash.services.runtime import Caller
 def wake(signals: Signals, event: Event) -> None:
     signals.notify(event.tenant_id, [OWNER_KEY])  # any change may show on a console page that waits
     if isinstance(event, TaskQueued) and event.target:
-        signals.notify(event.tenant_id, [queue_key(event.target)])
+        signals.notify(event.tenant_id, [queue_key(event.target), *([interrupt_key(event.target)] if event.interrupt
+                                                                     else [])])
     elif isinstance(event, MessagesDelivered):
         signals.notify(event.tenant_id, [inbox_key(t) for t in event.targets])
 
@@ -45,4 +46,4 @@ def queue_keys(caller: Caller, cmd: Any) -> list[str]:
 
 
 def inbox_keys(caller: Caller, cmd: Any) -> list[str]:
-    return [inbox_key(caller.program_id)]
+    return [inbox_key(caller.program_id), *(interrupt_key(a) for a in caller.addresses)]

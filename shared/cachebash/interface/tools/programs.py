@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cachebash.domain.programs import GetProgramState, UpdateProgramState
+from cachebash.domain.programs import GetProgramState, ListPrograms, UpdateProgramState
 from cachebash.interface.tools import ToolSpec, results
-from cachebash.services import program_state
+from cachebash.services import fleet, program_state
 
 TOOLS = [
     ToolSpec(
@@ -26,5 +26,16 @@ TOOLS = [
         idempotent=True,
         output=results.ProgramState,
         title="Save your context",
+    ),
+    ToolSpec(
+        "list_programs",
+        "Who is in your tenant: every program with its groups, when it was last seen, whether it is available "
+        "(seen in the last 10 minutes), its live sessions, the tasks it holds now (ids and titles) and the "
+        "lastTask of its program state. Use it to pick a target, or a fallback, for create_task.",
+        ListPrograms,
+        lambda rt, caller, _: fleet.list_programs(rt, caller),
+        read_only=True,
+        output=results.Programs,
+        title="See who is in your tenant",
     ),
 ]

@@ -228,6 +228,27 @@ class ProgramState(Result):
     updatedAt: Nullable
 
 
+class Holding(Shape):
+    taskId: str
+    title: str
+
+
+class ProgramRow(Shape):
+    programId: str
+    groups: list[str]
+    lastSeenAt: Nullable = Field(description="When any key or session of the program was last seen (to the minute).")
+    available: bool = Field(description="Seen within awaySeconds: a target a fallback does not replace.")
+    liveSessions: list[Any]
+    holding: list[Holding] = Field(description="The tasks it holds now.")
+    lastTask: dict[str, Any] | None = Field(None, description="lastTask of its program state.")
+
+
+class Programs(Result):
+    count: int
+    programs: list[ProgramRow]
+    awaySeconds: float = Field(description="How long unseen before a program counts as unavailable.")
+
+
 class KeyCreated(Result):
     apiKey: str = Field(description="The key itself, shown this once.")
     keyId: str

@@ -32,10 +32,13 @@ TOOLS = [
     ),
     ToolSpec(
         "update_sprint_story",
-        "Report on a story or decide its fate (sprint creator, admin, or whoever holds the story's task). "
-        "Builders normally just claim_task and complete_task the story's task, which updates the story by "
-        "itself. Set 'queued' to retry a failed story (a fresh task), 'skipped' to let later waves go without "
-        "it. A locked story cannot be set active, complete or failed: the error names what it waits for.",
+        "Take, report on or decide a story. A builder takes an unlocked story by setting it 'active': that "
+        "claims the story's task for you atomically (of racing builders one wins; the others get ALREADY_CLAIMED "
+        "naming the holder) and returns its taskId and claimToken. Then progress/currentAction report on it (and "
+        "renew the lease), and 'complete' or 'failed' finish it. (claim_task/complete_task on the story's task "
+        "work too.) The sprint's creator or an admin may set any status: 'queued' retries a failed story (a fresh "
+        "task), 'skipped' lets later waves go without it. A locked story cannot be set active, complete or "
+        "failed: the error names what it waits for.",
         UpdateSprintStory,
         sprints.update_sprint_story,
         output=results.StoryUpdated,

@@ -29,10 +29,11 @@ TOOLS = [
     ),
     ToolSpec(
         "get_tasks",
-        "List tasks, highest priority first then oldest. Default: tasks waiting for you or your groups "
-        "(status 'created'). Call at session start and after finishing a task. status 'active' shows claimed "
-        "or in-progress tasks, 'dead' those whose attempts ran out. Page with nextCursor. With wait_seconds, "
-        "waits for a task to arrive instead of returning empty.",
+        "List tasks: interrupts first, then highest priority, then oldest; backlog tasks last. Default: tasks of "
+        "type 'task' waiting for you or your groups (status 'created'); an empty answer says in `note` when "
+        "other types (e.g. sprint stories) wait. Call at session start and after finishing a task. status "
+        "'active' shows claimed or in-progress tasks, 'dead' those whose attempts ran out. Page with nextCursor. "
+        "With wait_seconds, waits for a task to arrive instead of returning empty.",
         GetTasks,
         tasks.get_tasks,
         read_only=True,
@@ -82,9 +83,10 @@ TOOLS = [
     ),
     ToolSpec(
         "claim_next",
-        "Take the best task waiting for you (or your groups) in one atomic step: highest priority, then oldest. "
-        "Preferred over get_tasks + claim_task for workers. With wait_seconds, waits for work to arrive instead "
-        "of returning empty.",
+        "Take the best task waiting for you (or your groups) in one atomic step: interrupts first, then highest "
+        "priority, then oldest; backlog tasks only when nothing else is waiting. Any type (sprint stories too) "
+        "unless `type` narrows it. Preferred over get_tasks + claim_task for workers. With wait_seconds, waits "
+        "for work to arrive instead of returning empty.",
         ClaimNext,
         claims.claim_next,
         wait_keys=wakeups.queue_keys,
