@@ -15,6 +15,7 @@ from cachebash.domain.errors import Conflict, Forbidden, InvalidInput, NotFound,
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
+from cachebash.services import revocation
 from cachebash.services.directory import register_program
 from cachebash.services.runtime import Caller, Runtime
 
@@ -90,10 +91,9 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     key_hash = hash_key(plaintext)
     record = rt.store.get(key_path(key_hash))
-    if record is None:
-        raise Unauthenticated("unknown API key")
-    if not record.get("active"):
-        raise Unauthenticated(f"API key {record['keyId']} was revoked at {record.get('revokedAt')}")
+    if (refused := revocation.refusal(record)) is not None:
+        raise refused
+    assert record is not None
     program = rt.store.get(f"tenants/{record['tenantId']}/programs/{record['programId']}") or {}
     _note_seen(rt, key_hash, record)
     return Caller(
@@ -102,6 +102,7 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         admin=bool(record.get("admin")),
         groups=tuple(program.get("groups", ())),
         key_id=record["keyId"],
+        key_path=key_path(key_hash),
     )
 
 
@@ -157,6 +158,7 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
         return record
 
     record = rt.store.run_transaction(revoke)
+    revocation.announce(rt, tenant_id, key_id)
     return {"success": True, "keyId": key_id, "programId": record["programId"], "active": False}
 
 

@@ -46,6 +46,8 @@ class Caller:
     admin: bool = False
     groups: tuple[str, ...] = field(default_factory=tuple)
     key_id: str | None = None
+    #: The key's document (`keys/{sha256}`), read again by a waiting call before it acts.
+    key_path: str | None = field(default=None, repr=False)
 
     @property
     def addresses(self) -> tuple[str, ...]:
