@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -25,7 +25,8 @@ SETTLE = 4.0
 
 
 @pytest.fixture(scope="module")
-def pair(backend: str, tmp_path_factory: pytest.TempPathFactory, server_env: ServerEnv) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def pair(backend: str, tmp_path_factory: pytest.TempPathFactory,
+         server_env: ServerEnv) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     if backend == "sqlite":
         pytest.skip("two servers share a store only on Firestore")
     env = server_env()  # one project for both
@@ -37,11 +38,11 @@ def pair(backend: str, tmp_path_factory: pytest.TempPathFactory, server_env: Ser
 
 
 @pytest.fixture
-async def admin(pair: tuple[ServerProcess, ServerProcess]) -> Agent:
+async def admin(pair: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[Agent]:
     a, _ = pair
     tenant_key = a.cli("keys", "create", "--program", "admin", "--admin", "--tenant", "t-" + uuid.uuid4().hex[:10])
     async with Agent(a.url, tenant_key.strip().splitlines()[-1]) as agent:
-        yield agent  # type: ignore[misc]
+        yield agent
 
 
 def _inbox_looks(recorder: QueryRecorder, since: int) -> int:
