@@ -88,7 +88,7 @@ def test_waiters_compares_plain_calls_with_and_without_waiting_calls(tmp_path: P
                     "--agents", "2")
     waiters = report["workloads"]["waiters"]
     assert (waiters["waiters"], waiters["waitSeconds"], waiters["agents"]) == (12, 2, 2)
-    assert waiters["withoutWaiters"]["count"] > 0 and waiters["withWaiters"]["count"] > 0
+    assert all(waiters[phase]["count"] > 0 for phase in ("withoutWaiters", "withWaiters", "afterWaiters"))
     assert waiters["p99Ratio"] == round(waiters["withWaiters"]["p99Ms"] / waiters["withoutWaiters"]["p99Ms"], 2)
     assert waiters["signals"]["waitingCalls"] == 12, "the timed phase ran with every waiter waiting"
     assert waiters["waitersReleased"] == 12 and waiters["waiterErrors"] == 0

@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 #: A waiter's looks while its tenant's feed is not live (a store others write that cannot
 #: listen, or a listener still starting or broken): 0.5 s, 1 s, 2 s, then every 2 s.
 POLL = (0.5, 2.0)
-#: While the feed is live a waiter still looks again this often, for what no write announces
-#: and the feed cannot see (a back-off ending on a task outside its window; see services.watching).
-SAFETY_LOOK_SECONDS = 10.0
+#: While the feed is live a waiter still looks again this often, for what no write announces and
+#: the feed cannot see (see services.watching). Longer than any wait (25 s): within one call the
+#: feed and its timers suffice, and each new call starts with a look of its own. Measured with 320
+#: waiters on Google's emulator, a look every 10 s took a plain call's p99 from 1.8 s to 3.8 s
+#: (2.1x); the waiters' looks competed with the plain calls for the store and the worker threads.
+SAFETY_LOOK_SECONDS = 30.0
 #: A tenant's feed stays open this long after its last waiter left, for the next one.
 FEED_LINGER_SECONDS = 30.0
 

@@ -9,9 +9,12 @@ with the tenants being waited on, not with the waiting calls.
 
 Bounds: each query holds the tenant's `WATCH_LIMIT` most recently updated tasks, most recently
 created messages and active keys. Every write that matters enters its window (a task that is
-queued again gets a new `updatedAt`; a new message is the newest), so only time passing goes
-unseen outside it: a retry back-off that ends (`availableAt`) is woken by a timer for the tasks in
-the window, and for a task that left it by the waiter's slow safety look (`LocalSignals`).
+queued again gets a new `updatedAt`; a new message is the newest). Time passing is not written: a
+retry back-off that ends (`availableAt`) is woken by a timer, for every task seen in back-off while
+the feed was open (also after it left the window). A lease that runs out needs no timer: claim_next
+takes only queued tasks, and the sweeper's write that queues the task again is seen. What is left
+(a back-off that began before the feed opened, on a task outside the window) is found by the next
+look: every call starts with one, and a waiter looks again at `LocalSignals`' safety interval.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ class TenantFeed(Feed):
         self._clock = clock
         self._notify = notify
         self._lock = threading.Lock()
-        self._due: dict[str, list[Due]] = {}
+        self._due: dict[str, dict[str, Due]] = {}  # per watched query: document path -> its due moment
         self._timer: threading.Timer | None = None
         self._armed_for: str | None = None
         self._closed = False
@@ -140,13 +143,20 @@ class TenantFeed(Feed):
         if woken:
             self._notify(woken)
         with self._lock:
-            self._due[watched.name] = [due for doc in docs if (due := watched.due(doc.data)) is not None]
+            dues = self._due.setdefault(watched.name, {})
+            for change in changes:
+                if change.removed:
+                    continue  # left the window (or was deleted): a back-off under way still ends on time
+                if (due := watched.due(change.doc.data)) is not None:
+                    dues[change.doc.path] = due
+                else:
+                    dues.pop(change.doc.path, None)
             self._arm()
 
     def _arm(self) -> None:
         """One timer, for the earliest moment still to come (called holding the lock)."""
         now = self._clock.iso()
-        upcoming = [moment for dues in self._due.values() for moment, _ in dues if moment > now]
+        upcoming = [moment for dues in self._due.values() for moment, _ in dues.values() if moment > now]
         earliest = min(upcoming, default=None)
         if self._closed or earliest == self._armed_for:
             return
@@ -167,8 +177,11 @@ class TenantFeed(Feed):
         now = self._clock.iso()
         with self._lock:
             self._timer, self._armed_for = None, None
-            woken = {key for dues in self._due.values() for moment, keys in dues if moment <= now for key in keys}
-            self._due = {name: [d for d in dues if d[0] > now] for name, dues in self._due.items()}
+            woken = {key for dues in self._due.values() for moment, keys in dues.values() if moment <= now
+                     for key in keys}
+            for dues in self._due.values():
+                for path in [path for path, (moment, _) in dues.items() if moment <= now]:
+                    del dues[path]
             self._arm()
         if woken:
             self._notify(woken)

@@ -2,7 +2,8 @@
 peer, get_messages of their own inbox) for `--duration`, first alone, then while `--waiters`
 other agents each hold a `get_messages(wait_seconds=--wait-seconds)` open (calling again
 whenever one returns empty). The figure is the plain calls' p99 with the waiters against their
-p99 without, measured on the same server in the same run.
+p99 without, measured on the same server in the same run; a third phase without waiters, after
+them, shows how far the machine itself drifted meanwhile.
 
 The timed phase with waiters starts once the server reports every waiter waiting
 (`/bench/stats`; a server without the bench routes gets a fixed pause instead). Afterwards each
@@ -21,8 +22,8 @@ from cachebash.bench.server import Target
 from cachebash.bench.stats import Recorder, latency_summary
 from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, timed
 
-SETTLE_TIMEOUT_S = 60.0
-RELEASE_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 180.0
+RELEASE_TIMEOUT_S = 180.0
 _FIGURES = ("count", "perSecond", "p50Ms", "p95Ms", "p99Ms", "maxMs")
 
 
@@ -43,13 +44,14 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
         with_waiters = await _plain_phase(plain, opts.duration)
         await _release(plain, holders)
         await asyncio.wait_for(asyncio.gather(*held), RELEASE_TIMEOUT_S)
+        after = await _plain_phase(plain, opts.duration)
         server = await watch.finish(plain_recorder.calls)
     finally:
         await close_all([*holders, *plain])
     base, loaded = without["p99Ms"], with_waiters["p99Ms"]
     return {
         "agents": n, "waiters": opts.waiters, "waitSeconds": opts.wait_seconds, "settleSeconds": settled,
-        "withoutWaiters": without, "withWaiters": with_waiters,
+        "withoutWaiters": without, "withWaiters": with_waiters, "afterWaiters": after,
         "p99Ratio": round(loaded / base, 2) if loaded is not None and base else None,
         "waitersReleased": holding["released"], "waiterErrors": holding["errors"],
         "signals": during.get("signals"), "server": server,
