@@ -172,3 +172,40 @@ async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
         assert time.monotonic() < deadline, "not within the time allowed"
         await asyncio.sleep(0.01)
 
+
+
+async def test_a_back_off_ends_on_time_after_its_task_left_the_window(backend: str,
+                                                                       store_factory: Callable[[], Store]) -> None:
+    """The timer is kept for a task seen going into back-off, also once newer tasks pushed it out
+    of the listened window (here 2 tasks wide)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite cannot listen")
+    listened, writer = store_factory(), store_factory()
+    narrow = watching.Watched("tasks", lambda t: watching.WATCHED[0].query(t).take(2), watching.task_wakes,
+                              watching.task_due)
+    woken: list[tuple[float, set[str]]] = []
+    feed = watching.TenantFeed(listened, SystemClock(), "t1", lambda keys: woken.append((time.monotonic(), set(keys))),
+                               [narrow])
+    clock = SystemClock()
+
+    def put(task_id: str, target: str, **extra: Any) -> None:
+        writer.run_transaction(lambda tx: tx.set(f"tenants/t1/tasks/{task_id}", {
+            "taskId": task_id, "target": target, "phase": "queued", "status": "created", "updatedAt": clock.iso(),
+            **extra}))
+
+    try:
+        await _until(lambda: feed.live)
+        put("backing-off", "builders", availableAt=clock.iso(2.0))
+        ends_at = time.monotonic() + 2.0
+        await _until(lambda: any(queue_key("builders") in keys for _, keys in woken))
+        put("newer1", "others")
+        put("newer2", "others")
+        await _until(lambda: sum(queue_key("others") in keys for _, keys in woken) == 2)
+        woken.clear()
+        await _until(lambda: any(queue_key("builders") in keys for _, keys in woken), within=10)
+        assert woken[0][0] >= ends_at - 0.05, "woken when the back-off ended, not before"
+    finally:
+        feed.close()
+        listened.close()
+        writer.close()
+
