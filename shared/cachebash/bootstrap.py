@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from cachebash.adapters.inprocess_bus import InProcessBus
-from cachebash.adapters.local_signals import LocalSignals
+from cachebash.adapters.local_signals import POLL, LocalSignals
 from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.adapters.periodic import Periodic
 from cachebash.config import STORES, Settings
@@ -21,6 +22,7 @@ from cachebash.services.events import pubsub_functions
 from cachebash.services.handlers import HANDLERS, EventHandler
 from cachebash.services.runtime import Runtime
 from cachebash.services.wakeups import WakingBus
+from cachebash.services.watching import TenantFeed
 
 
 def open_store(settings: Settings) -> Store:
@@ -71,10 +73,13 @@ def build_runtime(settings: Settings | None = None, *, store: Store | None = Non
     it is wrapped so this process wakes its own waiting callers at once."""
     settings = settings or Settings()
     store = store or open_store(settings)
-    # A store that other processes also write (Firestore) needs polling besides local wake-ups.
-    signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
+    clock = clock or SystemClock()
+    # A store that other processes also write (Firestore) is listened to, one listener per tenant
+    # with waiting calls; waiters poll it only while that listener is not live.
+    signals = LocalSignals(poll=POLL if store.blocking_io else None,
+                           feeds=partial(TenantFeed, store, clock) if store.listens else None)
     inner = bus or InProcessBus()
-    runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock or SystemClock(), policy=settings.policy,
+    runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock, policy=settings.policy,
                       signals=signals, notifier=notifier or LogNotifier(), strict=strict,
                       away_seconds=settings.away_seconds)
     if isinstance(inner, InProcessBus):

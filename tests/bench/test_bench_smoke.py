@@ -35,7 +35,7 @@ def test_every_workload_reports_its_figures_and_loses_nothing(tmp_path: Path) ->
                     "--race-tasks", "25")
     assert report["baseline"]["requestsPerSecond"] > 0 and report["client"] == "lean"
     work = report["workloads"]
-    assert set(work) == {"dispatch", "race", "relay", "scale"}
+    assert set(work) == {"dispatch", "race", "relay", "scale"}, "waiters runs only when named"
 
     dispatch = work["dispatch"]
     assert set(dispatch["tools"]) == {"create_task", "get_tasks", "claim_task", "complete_task"}
@@ -80,3 +80,16 @@ def test_a_running_server_by_url(tmp_path: Path) -> None:
     assert report["baseline"]["requestsPerSecond"] is None and "CACHEBASH_BENCH_ROUTES" in report["baseline"]["note"]
     race = report["workloads"]["race"]
     assert race["claimsWon"] == 10 and race["doubleClaims"] == 0 and race["lostTasks"] == 0
+
+
+def test_waiters_compares_plain_calls_with_and_without_waiting_calls(tmp_path: Path) -> None:
+    """Not part of `all` (it holds calls open for their whole wait); every waiter is released."""
+    report = _bench(tmp_path, "--workload", "waiters", "--waiters", "12", "--wait-seconds", "2", "--duration", "1",
+                    "--agents", "2")
+    waiters = report["workloads"]["waiters"]
+    assert (waiters["waiters"], waiters["waitSeconds"], waiters["agents"]) == (12, 2, 2)
+    assert all(waiters[phase]["count"] > 0 for phase in ("withoutWaiters", "withWaiters", "afterWaiters"))
+    assert waiters["p99Ratio"] == round(waiters["withWaiters"]["p99Ms"] / waiters["withoutWaiters"]["p99Ms"], 2)
+    assert waiters["signals"]["waitingCalls"] >= 11, "the timed phase ran with (nearly) every waiter waiting"
+    assert waiters["waitersReleased"] == 12 and waiters["waiterErrors"] == 0
+    assert any(t["target"].startswith("waiters: plain-call p99") for t in report["targets"])

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,6 +23,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from cachebash.bench.server import free_port, stop_process
+from cachebash.interface.tools import all_tools
+from cachebash.interface.tools.results import output_schema
 
 BIN = Path(sys.executable).parent
 
@@ -89,6 +92,11 @@ class ServerProcess:
         return done.stdout
 
 
+@cache
+def published_output_schemas() -> dict[str, dict[str, Any]]:
+    return {spec.name: output_schema(spec.output) for spec in all_tools() if spec.output is not None}
+
+
 class ToolFailed(AssertionError):
     pass
 
@@ -101,7 +109,6 @@ class Agent:
         self.key = key
         self._client: Client | None = None
         self._http: httpx2.AsyncClient | None = None
-        self._output_schemas: dict[str, dict[str, Any] | None] | None = None
 
     async def __aenter__(self) -> Agent:
         self._http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
@@ -128,10 +135,10 @@ class Agent:
 
     async def check_against_output_schema(self, tool: str, body: dict[str, Any]) -> None:
         """Every answer, a refusal too, is what the tool's published outputSchema says (the
-        official client checks only successes)."""
-        if self._output_schemas is None:
-            self._output_schemas = {t.name: t.output_schema for t in await self.list_tools()}
-        schema = self._output_schemas.get(tool)
+        official client checks only successes). The schemas are the ones the server publishes,
+        built from the same specs here, so an agent whose key was revoked meanwhile (it can no
+        longer list tools) is checked too; test_tool_contract checks what tools/list carries."""
+        schema = published_output_schemas().get(tool)
         if schema is not None:
             jsonschema.validate(body, schema)
 

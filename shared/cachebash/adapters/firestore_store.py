@@ -30,7 +30,9 @@ from cachebash.domain.errors import Contention
 from cachebash.ports.store import (
     AlreadyExists,
     Doc,
+    Listening,
     Missing,
+    OnChanges,
     Query,
     Store,
     StoreError,
@@ -68,6 +70,7 @@ class FirestoreStore(Store):
     store at an emulator regardless of the environment; tests use it to run two emulators."""
 
     blocking_io = True
+    listens = True
 
     def __init__(self, project: str | None = None, database: str | None = None,
                  emulator_host: str | None = None, transaction_deadline_s: float = TRANSACTION_DEADLINE_S) -> None:
@@ -150,6 +153,11 @@ class FirestoreStore(Store):
     def query(self, query: Query) -> list[Doc]:
         self.observe(query)
         return [_doc(query, snap) for snap in self._native(query).stream()]
+
+    def listen(self, query: Query, on_changes: OnChanges) -> Listening:
+        from cachebash.adapters.firestore_watch import FirestoreListening
+
+        return FirestoreListening(self, query, on_changes)
 
     def _native(self, query: Query) -> Any:
         """The library query for a port query; its implicit last order is the document name,

@@ -13,10 +13,10 @@ from typing import Any
 from cachebash.bench import report
 from cachebash.bench.options import Options
 from cachebash.bench.server import RemoteServer, SpawnedServer, Target, read_admin_key
-from cachebash.bench.workloads import baseline, dispatch, race, relay, scale
+from cachebash.bench.workloads import baseline, dispatch, race, relay, scale, waiters
 
 WORKLOADS: dict[str, Callable[[Target, Options], Awaitable[dict[str, Any]]]] = {
-    "dispatch": dispatch.run, "race": race.run, "relay": relay.run, "scale": scale.run,
+    "dispatch": dispatch.run, "race": race.run, "relay": relay.run, "scale": scale.run, "waiters": waiters.run,
 }
 
 

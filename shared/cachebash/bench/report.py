@@ -11,6 +11,8 @@ DISPATCH_ECHO_RATIO = 0.5
 TOOL_P99_MS = 25.0
 SCALE_P99_RATIO = 1.5
 SCALE_RSS_MB = 200.0
+# Issue 11: with hundreds of calls waiting, a plain call's p99 stays within this multiple of its p99 without.
+WAITERS_P99_RATIO = 3.0
 
 
 def machine() -> dict[str, Any]:
@@ -53,6 +55,13 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         rss = s["server"]["peakRssMb"]
         found.append(_target(f"scale: server peak RSS < {SCALE_RSS_MB:g} MB", rss,
                              rss is not None and rss < SCALE_RSS_MB))
+    if "waiters" in work:
+        w = work["waiters"]
+        value = w["p99Ratio"]
+        found.append(_target(f"waiters: plain-call p99 with {w['waiters']} waiting <= {WAITERS_P99_RATIO:g}x without",
+                             value, value is not None and value <= WAITERS_P99_RATIO))
+        found.append(_target("waiters: every waiter released by its message", w["waitersReleased"],
+                             w["waitersReleased"] == w["waiters"]))
     return found
 
 
@@ -106,6 +115,8 @@ def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
         w = s["sendToReceiveWaiting"]
         lines.append(f"  with wait_seconds={w['waitSeconds']} (reader waits, woken by the send): send->receive "
                      f"p50 {w['p50Ms']} ms, p95 {w['p95Ms']} ms, p99 {w['p99Ms']} ms; {w['messagesLost']} lost")
+    if name == "waiters":
+        lines += _waiters_lines(s)
     if "tools" in s:
         lines += _tool_rows(s["tools"], base)
     if name == "scale":
@@ -118,6 +129,23 @@ def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
     rpcs = srv["storeRpcsPerCall"] if srv["storeRpcsPerCall"] is not None else f"n/a ({srv['store'] or 'unknown'})"
     lines.append(f"  server peak RSS {srv['peakRssMb']} MB; store RPCs per tool call: {rpcs}")
     return lines
+
+
+def _waiters_lines(s: dict[str, Any]) -> list[str]:
+    out, on = s["withoutWaiters"], s["withWaiters"]
+    signals = s.get("signals") or {}
+    return [
+        f"  {s['waiters']} calls waiting in get_messages (wait_seconds={s['waitSeconds']:g}), settled in "
+        f"{s['settleSeconds']} s; server: {signals.get('waitingCalls', '?')} waiting, "
+        f"{signals.get('feedsLive', '?')} of {signals.get('feeds', '?')} tenant feeds live",
+        f"  plain calls without waiters: {out['count']} calls, p50 {out['p50Ms']} ms, p95 {out['p95Ms']} ms, "
+        f"p99 {out['p99Ms']} ms",
+        f"  plain calls with waiters:    {on['count']} calls, p50 {on['p50Ms']} ms, p95 {on['p95Ms']} ms, "
+        f"p99 {on['p99Ms']} ms (p99 ratio {s['p99Ratio']})",
+        f"  plain calls after waiters:   {s['afterWaiters']['count']} calls, p99 {s['afterWaiters']['p99Ms']} ms "
+        "(the machine's drift)",
+        f"  waiters released by a message: {s['waitersReleased']} of {s['waiters']}; errors {s['waiterErrors']}",
+    ]
 
 
 def _x(value: float | None) -> str:

@@ -6,7 +6,8 @@ otherwise.
   `/v1/mcp` (uvicorn, Starlette) without MCP or the store, i.e. the practical limit of the
   machine for one request. It needs no key, so it must not be reachable in production.
 - `GET /bench/stats` reports the process's resident memory (current and peak) and, when the
-  store adapter counts them, its remote RPCs; `POST` also resets the peak.
+  store adapter counts them, its remote RPCs, and the calls waiting (`wait_seconds`) and the
+  tenants' change feeds open (listeners); `POST` also resets the peak.
 
 The RPC counter is a duck-typed hook: a store adapter that talks to a remote service (the
 Firestore adapter) exposes an integer `rpc_count` and adds one per RPC; SQLite has none.
@@ -54,8 +55,10 @@ def register(server: Any, runtime: Runtime) -> None:
         if request.method == "POST":
             reset_peak()
         count = getattr(runtime.store, "rpc_count", None)
+        signals = getattr(runtime.signals, "stats", None)
         return JSONResponse({**memory(), "store": type(runtime.store).__name__,
-                             "storeRpcs": count if isinstance(count, int) else None})
+                             "storeRpcs": count if isinstance(count, int) else None,
+                             "signals": signals() if callable(signals) else None})
 
     server.custom_route("/bench/echo", methods=["POST"])(echo)
     server.custom_route("/bench/stats", methods=["GET", "POST"])(stats)

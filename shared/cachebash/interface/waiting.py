@@ -1,6 +1,8 @@
 """Run a tool, and for tools that can wait (`wait_seconds`), wait for work instead of
 returning empty: subscribe first, look, and look again on each wake-up until something
-is there or the deadline passes."""
+is there or the deadline passes. Before each later look the call reads its API key again, and
+it also wakes when that key is revoked: a revoked key's waiting call ends with UNAUTHENTICATED
+and never claims or delivers anything afterwards."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import presence
+from cachebash.services import presence, revocation
 from cachebash.services.runtime import Caller, Runtime
 
 Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
@@ -23,13 +25,18 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
     def once() -> dict[str, Any]:
         return presence.after_call(runtime, caller, cmd, spec.handler(runtime, caller, cmd))
 
+    def again() -> dict[str, Any]:
+        revocation.check(runtime, caller)  # in the same worker hop as the look: one read more
+        return once()
+
     wait = float(getattr(cmd, "wait_seconds", 0) or 0)
     if spec.wait_keys is None or wait <= 0 or runtime.signals is None:
         return await run(once)
     deadline = time.monotonic() + wait
-    with runtime.signals.subscribe(caller.tenant_id, spec.wait_keys(caller, cmd)) as subscription:
+    keys = [*spec.wait_keys(caller, cmd), *revocation.wait_keys(caller)]
+    with runtime.signals.subscribe(caller.tenant_id, keys) as subscription:
         result = await run(once)
         while _empty(result) and (remaining := deadline - time.monotonic()) > 0:
             await subscription.wait(remaining)
-            result = await run(once)
+            result = await run(again)
     return result

@@ -1,15 +1,16 @@
 """Wake-ups for callers that wait (`wait_seconds`) instead of polling.
 
 A waiter subscribes to keys (a queue name, an inbox) *before* it looks, so a wake-up that
-arrives between its look and its wait is never lost. Embedded, `notify` is driven by bus
-events right after the commit; a runtime without push (Cloud Functions on Firestore) uses
-a bounded poll instead.
+arrives between its look and its wait is never lost. `notify` is driven by bus events right
+after this process commits; changes other processes commit (Cloud Function instances on one
+Firestore) arrive through a `Feed` (a store listener shared by the tenant's waiters) or, on a
+store that cannot listen, are found by a bounded poll.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 # Console pages waiting for any change in their tenant (the owner API's long polling).
@@ -29,6 +30,11 @@ def interrupt_key(target: str) -> str:
     return f"interrupt:{target}"
 
 
+def revocation_key(key_id: str) -> str:
+    """Notified when API key `key_id` is revoked: the calls it authenticated stop waiting."""
+    return f"key:{key_id}"
+
+
 class Subscription(ABC):
     @abstractmethod
     async def wait(self, timeout: float) -> None:
@@ -42,3 +48,25 @@ class Signals(ABC):
     @abstractmethod
     def notify(self, tenant_id: str, keys: Iterable[str]) -> None:
         """Wake every subscriber of these keys. Safe to call from any thread."""
+
+
+class Feed(ABC):
+    """One tenant's changes committed by other processes, turned into notifications (a store
+    listener); one per tenant and process, shared by every waiter of the tenant."""
+
+    @property
+    @abstractmethod
+    def live(self) -> bool:
+        """Whether changes are flowing now; while not, waiters poll."""
+
+    @property
+    @abstractmethod
+    def ended(self) -> bool:
+        """Whether it stopped for good (then the next waiter opens a new one)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+#: Opens the feed of tenant `tenant_id`, which calls `notify(keys)` for changes that should wake waiters.
+FeedFactory = Callable[[str, Callable[[Iterable[str]], None]], Feed]

@@ -165,9 +165,42 @@ class Transaction(ABC):
 QueryObserver = Callable[[Query], None]
 
 
+@dataclass(frozen=True)
+class Change:
+    """One document of a listened query that changed: added, modified, or `removed` (deleted,
+    or no longer among the query's results, e.g. pushed out of a limit)."""
+
+    doc: Doc
+    removed: bool = False
+
+
+#: Called with the query's current results and what changed since the last call (on the first
+#: call, every result counts as added). Runs on the adapter's own thread: it must not block.
+OnChanges = Callable[[list[Doc], list[Change]], None]
+
+
+class Listening(ABC):
+    """A query being listened to (see `Store.listen`)."""
+
+    @property
+    @abstractmethod
+    def live(self) -> bool:
+        """Whether results are flowing: the first ones arrived and the stream has not ended."""
+
+    @property
+    @abstractmethod
+    def ended(self) -> bool:
+        """Whether the stream ended for good (closed, or an error it could not recover from)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
 class Store(ABC):
     #: Whether calls block on network I/O, so the server should run them off its event loop.
     blocking_io: bool = False
+    #: Whether `listen` works: the store pushes changes of a query as they commit (Firestore).
+    listens: bool = False
 
     def __init__(self) -> None:
         self.observers: list[QueryObserver] = []
@@ -185,6 +218,11 @@ class Store(ABC):
 
     @abstractmethod
     def query(self, query: Query) -> list[Doc]: ...
+
+    def listen(self, query: Query, on_changes: OnChanges) -> Listening:
+        """Push the query's changes to `on_changes` as other processes commit them, until closed.
+        Only where `listens` is true; other stores are read again instead (a bounded poll)."""
+        raise StoreError(f"{type(self).__name__} cannot listen to queries")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; adapters that hold none need not override it."""

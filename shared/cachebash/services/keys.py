@@ -15,7 +15,7 @@ from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, Not
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, ProgramMarks, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import directory, presence
+from cachebash.services import directory, presence, revocation
 from cachebash.services.directory import register_program
 from cachebash.services.runtime import Caller, Runtime
 
@@ -90,10 +90,9 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     key_hash = hash_key(plaintext)
     record = rt.store.get(key_path(key_hash))
-    if record is None:
-        raise Unauthenticated("unknown API key")
-    if not record.get("active"):
-        raise Unauthenticated(f"API key {record['keyId']} was revoked at {record.get('revokedAt')}")
+    if (refused := revocation.refusal(record)) is not None:
+        raise refused
+    assert record is not None
     program_path = directory.program_path(record["tenantId"], record["programId"])
     program = rt.store.get(program_path) or {}
     # Presence ("last seen"): a write only when the stored time is a minute old, so a busy agent
@@ -106,6 +105,7 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         groups=tuple(program.get("groups", ())),
         key_id=record["keyId"],
         marks=ProgramMarks.of(program),
+        key_path=key_path(key_hash),
     )
 
 
@@ -151,6 +151,7 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
         return record
 
     record = rt.store.run_transaction(revoke)
+    revocation.announce(rt, tenant_id, key_id)
     return {"success": True, "keyId": key_id, "programId": record["programId"], "active": False}
 
 

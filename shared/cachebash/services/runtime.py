@@ -50,6 +50,8 @@ class Caller:
     key_id: str | None = None
     #: Presence and pending interrupts, as read from the program's document at authentication.
     marks: ProgramMarks = field(default_factory=ProgramMarks)
+    #: The key's document (`keys/{sha256}`), read again by a waiting call before it acts.
+    key_path: str | None = field(default=None, repr=False)
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -1,0 +1,193 @@
+"""What a process learns of other processes' writes while calls wait, on a store that listens
+(Firestore, where Cloud Function instances share one database).
+
+Instead of every waiting call re-running its own query, a process listens once per tenant that
+has waiting calls (`TenantFeed`, shared by all of them; `LocalSignals` opens it for the first
+waiter and closes it a while after the last one left) to three bounded queries, and turns each
+changed document into the signal keys it should wake (the table `WATCHED`). So the cost grows
+with the tenants being waited on, not with the waiting calls.
+
+Bounds: each query holds the tenant's `WATCH_LIMIT` most recently updated tasks, most recently
+created messages and active keys. Every write that matters enters its window (a task that is
+queued again gets a new `updatedAt`; a new message is the newest). Time passing is not written: a
+retry back-off that ends (`availableAt`) is woken by a timer, for every task seen in back-off while
+the feed was open (also after it left the window). A lease that runs out needs no timer: claim_next
+takes only queued tasks, and the sweeper's write that queues the task again is seen. What is left
+(a back-off that began before the feed opened, on a task outside the window) is found by the next
+look: every call starts with one, and a waiter looks again at `LocalSignals`' safety interval.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from cachebash.domain.task_states import Phase
+from cachebash.domain.tasks import Action
+from cachebash.ports.clock import Clock
+from cachebash.ports.signals import OWNER_KEY, Feed, inbox_key, interrupt_key, queue_key, revocation_key
+from cachebash.ports.store import Change, Doc, Listening, Query, Store
+from cachebash.services.keys import KEYS
+from cachebash.services.runtime import tenant_path
+
+WATCH_LIMIT = 100
+
+#: A moment (ISO time) at which a document wakes these keys without being written.
+Due = tuple[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One listened query per tenant, what each change of it wakes, and when a document of it
+    becomes ready without a write."""
+
+    name: str
+    query: Callable[[str], Query]
+    wakes: Callable[[Change], set[str]]
+    due: Callable[[dict[str, Any]], Due | None] = lambda _: None
+
+
+def _tasks(tenant_id: str) -> Query:
+    return Query(tenant_path(tenant_id, "tasks")).order("updatedAt", descending=True).take(WATCH_LIMIT)
+
+
+def _messages(tenant_id: str) -> Query:
+    return Query(tenant_path(tenant_id, "messages")).order("createdAt", descending=True).take(WATCH_LIMIT)
+
+
+def _keys(tenant_id: str) -> Query:
+    return Query(KEYS).where("tenantId", "==", tenant_id).where("active", "==", True).take(WATCH_LIMIT)
+
+
+def _queued_for(task: dict[str, Any]) -> str | None:
+    target = task.get("target")
+    return target if task.get("phase") == Phase.QUEUED.value and isinstance(target, str) else None
+
+
+def task_wakes(change: Change) -> set[str]:
+    """Any change may show on a console page; a queued task wakes its queue's waiters, and a
+    queued interrupt also its target's waiting get_messages (as `wakeups.wake` does locally)."""
+    target = None if change.removed else _queued_for(change.doc.data)
+    if not target:
+        return {OWNER_KEY}
+    if change.doc.data.get("action") == Action.INTERRUPT.value:
+        return {OWNER_KEY, queue_key(target), interrupt_key(target)}
+    return {OWNER_KEY, queue_key(target)}
+
+
+def task_due(task: dict[str, Any]) -> Due | None:
+    """A queued task in retry back-off becomes claimable at `availableAt`, which nobody writes."""
+    target, available = _queued_for(task), task.get("availableAt")
+    return (available, frozenset({queue_key(target)})) if target and isinstance(available, str) else None
+
+
+def message_wakes(change: Change) -> set[str]:
+    message = change.doc.data
+    target = message.get("target")
+    if change.removed or message.get("delivered") is not False or not isinstance(target, str):
+        return {OWNER_KEY}
+    return {OWNER_KEY, inbox_key(target)}
+
+
+def key_wakes(change: Change) -> set[str]:
+    """A key that left the tenant's active keys was revoked (or deleted): its waiting calls end."""
+    key_id = change.doc.data.get("keyId")
+    if (change.removed or not change.doc.data.get("active")) and isinstance(key_id, str):
+        return {OWNER_KEY, revocation_key(key_id)}
+    return {OWNER_KEY}  # e.g. `lastUsedAt`, which the console shows
+
+
+WATCHED: tuple[Watched, ...] = (
+    Watched("tasks", _tasks, task_wakes, task_due),
+    Watched("messages", _messages, message_wakes),
+    Watched("keys", _keys, key_wakes),
+)
+
+
+class TenantFeed(Feed):
+    """The listeners of one tenant, and one timer for the next back-off to end among the tasks
+    they hold. Callbacks come from the store's listener threads and the timer's thread."""
+
+    def __init__(self, store: Store, clock: Clock, tenant_id: str, notify: Callable[[Iterable[str]], None],
+                 watched: Sequence[Watched] = WATCHED) -> None:
+        self._clock = clock
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._due: dict[str, dict[str, Due]] = {}  # per watched query: document path -> its due moment
+        self._timer: threading.Timer | None = None
+        self._armed_for: str | None = None
+        self._closed = False
+        self._listening: list[Listening] = []
+        try:
+            for item in watched:
+                self._listening.append(store.listen(item.query(tenant_id), partial(self._changed, item)))
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def live(self) -> bool:
+        return not self._closed and all(listening.live for listening in self._listening)
+
+    @property
+    def ended(self) -> bool:
+        return self._closed or any(listening.ended for listening in self._listening)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._disarm()
+        for listening in self._listening:
+            listening.close()
+
+    def _changed(self, watched: Watched, docs: list[Doc], changes: list[Change]) -> None:
+        woken = set().union(*(watched.wakes(change) for change in changes))
+        if woken:
+            self._notify(woken)
+        with self._lock:
+            dues = self._due.setdefault(watched.name, {})
+            for change in changes:
+                if change.removed:
+                    continue  # left the window (or was deleted): a back-off under way still ends on time
+                if (due := watched.due(change.doc.data)) is not None:
+                    dues[change.doc.path] = due
+                else:
+                    dues.pop(change.doc.path, None)
+            self._arm()
+
+    def _arm(self) -> None:
+        """One timer, for the earliest moment still to come (called holding the lock)."""
+        now = self._clock.iso()
+        upcoming = [moment for dues in self._due.values() for moment, _ in dues.values() if moment > now]
+        earliest = min(upcoming, default=None)
+        if self._closed or earliest == self._armed_for:
+            return
+        self._disarm()
+        if earliest is not None:
+            seconds = (datetime.fromisoformat(earliest) - self._clock.now()).total_seconds()
+            self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+            self._timer.daemon = True
+            self._armed_for = earliest
+            self._timer.start()
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._armed_for = None, None
+
+    def _fire(self) -> None:
+        now = self._clock.iso()
+        with self._lock:
+            self._timer, self._armed_for = None, None
+            woken = {key for dues in self._due.values() for moment, keys in dues.values() if moment <= now
+                     for key in keys}
+            for dues in self._due.values():
+                for path in [path for path, (moment, _) in dues.items() if moment <= now]:
+                    del dues[path]
+            self._arm()
+        if woken:
+            self._notify(woken)
