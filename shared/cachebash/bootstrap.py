@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from cachebash.adapters.closable_signals import ClosableSignals
 from cachebash.adapters.inprocess_bus import InProcessBus
 from cachebash.adapters.local_signals import LocalSignals
 from cachebash.adapters.log_notifier import LogNotifier
@@ -72,7 +73,7 @@ def build_runtime(settings: Settings | None = None, *, store: Store | None = Non
     settings = settings or Settings()
     store = store or open_store(settings)
     # A store that other processes also write (Firestore) needs polling besides local wake-ups.
-    signals = LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None)
+    signals = ClosableSignals(LocalSignals(poll=(0.5, 2.0) if store.blocking_io else None))
     inner = bus or InProcessBus()
     runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock or SystemClock(), policy=settings.policy,
                       signals=signals, notifier=notifier or LogNotifier(), strict=strict)
@@ -87,6 +88,13 @@ def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool =
                      policy: RetryPolicy | None = None) -> Runtime:
     """The embedded server's runtime on `store` (tests pass their own store and clock)."""
     return build_runtime(Settings(policy=policy or RetryPolicy()), store=store, clock=clock, strict=strict)
+
+
+def begin_closing(runtime: Runtime) -> int:
+    """The server is stopping: calls waiting for work answer empty now (in-flight calls finish).
+    Returns how many waiting calls were woken."""
+    runtime.closing.set()
+    return runtime.signals.wake_all() if isinstance(runtime.signals, ClosableSignals) else 0
 
 
 def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:

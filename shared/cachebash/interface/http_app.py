@@ -212,7 +212,9 @@ def build_app(runtime: Runtime, *, settings: HttpSettings, host: str = "127.0.0.
     server = build_mcp_server(runtime, tools)
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+        waiting = getattr(runtime.signals, "waiting", None)  # closable signals count their waiters
+        return JSONResponse({"status": "ok", "version": __version__,
+                             **({"waitingCalls": waiting()} if callable(waiting) else {})})
 
     server.custom_route("/health", methods=["GET"])(health)
     owner = owner_auth or SessionAuth(runtime)

@@ -28,7 +28,7 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
     deadline = time.monotonic() + wait
     with runtime.signals.subscribe(caller.tenant_id, spec.wait_keys(caller, cmd)) as subscription:
         result = await run(once)
-        while _empty(result) and (remaining := deadline - time.monotonic()) > 0:
+        while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
             await subscription.wait(remaining)
             result = await run(once)
     return result
