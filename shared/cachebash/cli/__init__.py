@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from cachebash import __version__
-from cachebash.cli import keys, serve, tools
+from cachebash.cli import connect, doctor, keys, serve, tools, watch
 from cachebash.cli.common import CliError, add_place
 from cachebash.config import SettingsError
 from cachebash.domain.errors import CacheBashError
@@ -23,7 +23,10 @@ def parser() -> argparse.ArgumentParser:
                                            "Firestore)")
     add_place(serve_p, tenant=False, server=True)
     serve_p.set_defaults(func=serve.cmd_serve)
+    connect.register(sub)
     keys.register(sub)
+    watch.register(sub)
+    doctor.register(sub)
     tools.register(sub)
     return root
 

@@ -4,20 +4,32 @@ rotate through the running server when there is one, so that process sees them a
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from cachebash.cli import common
 from cachebash.cli.instance import running
 from cachebash.cli.owner import Owner
-from cachebash.domain.inputs import parse
+from cachebash.domain.inputs import NAME_PATTERN, parse
 from cachebash.domain.programs import CreateKey
 from cachebash.services import keys
 from cachebash.services.runtime import Runtime, tenant_path
 
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (at most 64)"
+
+
+def check_name(value: str, what: str, option: str) -> None:
+    """The id rule in words: the tools' own error quotes a pattern, which a person should not have to read."""
+    if not re.match(NAME_PATTERN, value):
+        raise common.CliError(f"{option} {value!r}: {what} ids are {NAME_RULE}")
+
 
 def create(runtime: Runtime, tenant: str, program: str, groups: list[str], label: str | None = None,
            admin: bool = False) -> dict[str, Any]:
+    check_name(program, "program", "--program")
+    for group in groups:
+        check_name(group, "group", "--group")
     cmd = parse(CreateKey, {"programId": program, "label": label, "groups": groups, "admin": admin})
     return keys.issue_key(runtime, tenant, cmd, "cli")
 
