@@ -22,6 +22,7 @@ from cachebash.services.runtime import Runtime, tenant_path
 
 FOLLOW_SECONDS = 1.0
 MESSAGE_LIMIT = 50
+SCAN_LIMIT = 500
 
 
 def _view(runtime: Runtime, tenant: str, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -114,26 +115,31 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                    f"{'TIME':<8}  {'TASK':<8}  {'STATUS':<11} {'PRIO':<7} {'WHO':<16} TITLE")
 
 
-def messages_query(tenant: str, to: str | None) -> Query:
-    query = Query(tenant_path(tenant, "messages"))
-    if to:
-        query = query.where("target", "==", to)
-    return query.order("createdAt", descending=True).take(MESSAGE_LIMIT)
+def messages(runtime: Runtime, tenant: str, to: str | None, sender: str | None) -> list[dict[str, Any]]:
+    """The newest messages, a group message once (to its group, as it was sent), filtered in memory
+    over the newest SCAN_LIMIT so a group's copies never need an index of their own."""
+    query = Query(tenant_path(tenant, "messages")).order("createdAt", descending=True).take(SCAN_LIMIT)
+    shown: dict[str, dict[str, Any]] = {}
+    for message in (d.data for d in runtime.store.query(query)):
+        one = message.get("multicastId") or message["messageId"]
+        if one in shown:
+            continue
+        target = message.get("group") or message["target"]
+        if (to and to not in (target, message["target"])) or (sender and message.get("source") != sender):
+            continue
+        shown[one] = {**message, "messageId": one, "target": target}
+    return list(shown.values())[:MESSAGE_LIMIT]
 
 
 def cmd_messages(args: argparse.Namespace) -> int:
     runtime = common.runtime(common.settings(args))
 
-    def fetch() -> list[dict[str, Any]]:
-        found = [d.data for d in runtime.store.query(messages_query(args.tenant, args.to))]
-        return [m for m in found if not args.sender or m.get("source") == args.sender]
-
     def line(m: dict[str, Any]) -> str:
         return (f"{_clock(m['createdAt'])}  {m['messageId'][:8]}  {m['source']} → {m['target']}  "
                 f"{m.get('message_type', ''):<9} {common.short(m.get('message'), 60)}")
 
-    return _follow(args, fetch, lambda m: str(m["messageId"]), line,
-                   f"{'TIME':<8}  {'MESSAGE':<8}  FROM → TO  TYPE      TEXT")
+    return _follow(args, lambda: messages(runtime, args.tenant, args.to, args.sender), lambda m: str(m["messageId"]),
+                   line, f"{'TIME':<8}  {'MESSAGE':<8}  FROM → TO  TYPE      TEXT")
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
