@@ -59,6 +59,9 @@ class Settings:
     #: What the server logs: "activity" (one line per state change that matters, and warnings),
     #: "warning" (problems only) or "debug" (everything, the SDK's too).
     log_level: str = "activity"
+    #: JSON lines for Cloud Logging (CACHEBASH_LOG_FORMAT=json; the default on Cloud Run and Functions,
+    #: which set K_SERVICE), or human lines ("text").
+    log_json: bool = False
     #: `cachebash serve`: a Prometheus `/metrics` route (CACHEBASH_METRICS=1); off by default.
     metrics: bool = False
 
@@ -90,6 +93,8 @@ class Settings:
             http_body_seconds=_float("CACHEBASH_HTTP_BODY_SECONDS", cls.http_body_seconds),
             http_max_connections=_int("CACHEBASH_HTTP_MAX_CONNECTIONS", cls.http_max_connections, 1),
             log_level=_choice("CACHEBASH_LOG", LOG_LEVELS) or cls.log_level,
+            log_json=(_choice("CACHEBASH_LOG_FORMAT", ("text", "json")) or
+                      ("json" if env.get("K_SERVICE") else "text")) == "json",
             metrics=env.get("CACHEBASH_METRICS", "") == "1",
         )
 

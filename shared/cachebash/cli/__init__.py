@@ -10,7 +10,7 @@ import sys
 from cachebash import __version__
 from cachebash.cli import connect, doctor, keys, serve, tools, watch
 from cachebash.cli.common import CliError, add_place
-from cachebash.config import SettingsError
+from cachebash.config import LOG_LEVELS, SettingsError
 from cachebash.domain.errors import CacheBashError
 
 
@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     serve_p = sub.add_parser("serve", help="run the server (SQLite by default; CACHEBASH_STORE=firestore for "
                                            "Firestore)")
     add_place(serve_p, tenant=False, server=True)
+    serve_p.add_argument("--log-level", choices=LOG_LEVELS,
+                         help="activity (one line per state change, the default), warning or debug ($CACHEBASH_LOG)")
     serve_p.set_defaults(func=serve.cmd_serve)
     connect.register(sub)
     keys.register(sub)

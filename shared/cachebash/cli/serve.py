@@ -106,11 +106,13 @@ class _Server:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cachebash import logs
     from cachebash.bootstrap import begin_closing, start_sweeper
     from cachebash.interface import connection_limits
     from cachebash.interface.http_app import MCP_PATH, build_app
 
     config = common.settings(args)
+    logs.configure(args.log_level or config.log_level, config.log_json)
     check_store(config)
     lock = ServerLock(config.data_dir).acquire() if config.store == "sqlite" else None
     try:
@@ -137,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # is ours: deadlines for idle connections, request heads and bodies, and a connection cap.
         # No WebSockets: nothing is served over them.
         server = _Server(uvicorn.Config(
-            build_app(runtime, host=config.host, settings=config), log_level="warning", loop="auto",
+            build_app(runtime, host=config.host, settings=config), log_config=None, loop="auto",
             access_log=False, ws="none", timeout_graceful_shutdown=GRACE_SECONDS,
             http=connection_limits.protocol_class(connection_limits.ConnectionLimits(
                 idle_seconds=config.http_idle_seconds, head_seconds=config.http_head_seconds,

@@ -11,7 +11,7 @@ from cachebash.domain.errors import InvalidInput, NotFound
 from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef
 from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
-from cachebash.services import cursors, interrupts
+from cachebash.services import activity, cursors, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.events import TaskQueued
 from cachebash.services.idempotency import run_once
@@ -88,7 +88,7 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
             tx.emit(push)
         return result
 
-    return run_once(rt, caller, "create_task", cmd, write)[0]
+    return activity.task_created(caller, run_once(rt, caller, "create_task", cmd, write)[0])
 
 
 def _route(rt: Runtime, caller: Caller, target: str, fallback: str | None) -> tuple[str, str | None, str | None]:
