@@ -34,7 +34,8 @@ def add_place(parser: argparse.ArgumentParser, *, tenant: bool = True, json_out:
     """The options that say where a command acts: the data dir (and the tenant, the server's address)."""
     parser.add_argument("--data-dir", help="the server's data directory (default $CACHEBASH_DATA_DIR or .cachebash)")
     if tenant:
-        parser.add_argument("--tenant", default=DEFAULT_TENANT, help=argparse.SUPPRESS)
+        parser.add_argument("--tenant", default=DEFAULT_TENANT, help="the account (default: default; in the cloud "
+                            "the owner's Firebase uid)")
     if server:
         parser.add_argument("--host")
         parser.add_argument("--port", type=port)
