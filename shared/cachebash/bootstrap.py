@@ -105,11 +105,18 @@ def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:
     return run
 
 
-def start_sweeper(runtime: Runtime, interval: float) -> Periodic:
-    """Embedded stand-in for the scheduled `sweeper` function: takes back expired leases etc."""
+def start_sweeper(runtime: Runtime, interval: float,
+                  on_result: Callable[[dict[str, int]], None] | None = None) -> Periodic:
+    """Embedded stand-in for the scheduled `sweeper` function: takes back expired leases etc.
+    `on_result` sees what each sweep did (the metrics count it)."""
     from cachebash.services.sweeper import sweep
 
-    return Periodic(interval, lambda: sweep(runtime), name="cachebash-sweeper").start()
+    def run() -> None:
+        counts = sweep(runtime)
+        if on_result is not None:
+            on_result(counts)
+
+    return Periodic(interval, run, name="cachebash-sweeper").start()
 
 
 def cloud_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:

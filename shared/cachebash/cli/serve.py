@@ -138,13 +138,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Benchmark), so CacheBash's own work is most of what a call costs. The httptools protocol
         # is ours: deadlines for idle connections, request heads and bodies, and a connection cap.
         # No WebSockets: nothing is served over them.
+        app = build_app(runtime, host=config.host, settings=config)
         server = _Server(uvicorn.Config(
-            build_app(runtime, host=config.host, settings=config), log_config=None, loop="auto",
+            app, log_config=None, loop="auto",
             access_log=False, ws="none", timeout_graceful_shutdown=GRACE_SECONDS,
             http=connection_limits.protocol_class(connection_limits.ConnectionLimits(
                 idle_seconds=config.http_idle_seconds, head_seconds=config.http_head_seconds,
                 body_seconds=config.http_body_seconds, max_connections=config.http_max_connections))), close)
-        sweeper = start_sweeper(runtime, config.sweep_seconds)
+        sweeper = start_sweeper(runtime, config.sweep_seconds, app.metrics.swept if app.metrics else None)
         try:
             server.run(sock)
         finally:
