@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import anyio
 import pytest
 
 from cachebash import __version__
-from support.cli_runner import Cli
+from support.cli_runner import Cli, Terminal
 from support.server import BIN, Agent, ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -134,37 +133,18 @@ def test_without_a_server_reply_works_on_the_data_dir(cachebash: Cli) -> None:
     assert doctor.returncode == 1 and "no active keys" in doctor.stdout
 
 
-def test_follow_prints_changes_until_ctrl_c(server: ServerProcess, cachebash: Cli, tmp_path: Path) -> None:
+def test_follow_prints_changes_until_ctrl_c(server: ServerProcess, cachebash: Cli) -> None:
     """In a real terminal (tmux): `tasks --follow` shows a task created after it started; Ctrl-C ends it quietly."""
     key = _key(cachebash, "lead")
-    session = f"cb{server.port}"
-    command = f"{BIN / 'cachebash'} tasks --follow; echo exit=$?; sleep 30"
-    env = " ".join(f"{k}={v}" for k, v in cachebash.env.items() if k in ("PYTHONPATH", "CACHEBASH_DATA_DIR", "PATH"))
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-                    "env", *env.split(), "bash", "-c", command], check=True)
-    try:
-        _screen_until(session, "TITLE")
+    with Terminal(f"{BIN / 'cachebash'} tasks --follow", cachebash.env) as term:
+        term.wait_for("TITLE")
 
         async def create() -> None:
             async with Agent(server.url, key) as lead:
                 await lead.call("create_task", title="Watch me appear", target="lead")
 
         anyio.run(create)
-        _screen_until(session, "Watch me appear")
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
-        screen = _screen_until(session, "exit=")
-        assert "exit=0" in screen and "Traceback" not in screen
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-
-
-def _screen_until(session: str, text: str, timeout: float = 30) -> str:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-        if text in screen or time.monotonic() > deadline:
-            assert text in screen, screen
-            return screen
-        time.sleep(0.1)
+        term.wait_for("Watch me appear")
+        term.keys("C-c")
+        screen = term.wait_for("exit=")
+    assert "exit=0" in screen and "Traceback" not in screen

@@ -4,6 +4,7 @@ waiting calls answer empty at once, then one line says it stopped."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.cli_runner import Cli
+from support.cli_runner import Cli, Terminal
 from support.server import ServerProcess
 
 
@@ -137,3 +138,24 @@ def test_a_second_signal_stops_at_once_and_cleanly(tmp_path: Path) -> None:
 
 def _health(server: ServerProcess) -> dict[str, object]:
     return dict(httpx.get(server.base + "/health").json())
+
+
+def test_ctrl_c_in_a_terminal(tmp_path: Path) -> None:
+    """As a person runs it (tmux): Ctrl-C stops the server with one line and exit code 0."""
+    from cachebash.bench.server import free_port
+    from support.server import BIN
+
+    port = free_port()
+    with Terminal(f"{BIN / 'cachebash'} serve --port {port} --data-dir {tmp_path / 'data'}", dict(os.environ)) as term:
+        term.wait_for("CacheBash serving")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        term.keys("C-c")
+        screen = term.wait_for("exit=")
+    assert "exit=0" in screen and "Traceback" not in screen
+    assert re.search(r"CacheBash stopped \(SIGINT\) in \d+\.\d s\.", screen), screen

@@ -27,3 +27,36 @@ class Cli:
         done = self(*args, **kwargs)  # type: ignore[arg-type]
         assert done.returncode == 0, f"cachebash {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
         return done.stdout
+
+
+class Terminal:
+    """A command in a real terminal (a tmux session), for what only a terminal shows: Ctrl-C, live output."""
+
+    def __init__(self, command: str, env: dict[str, str]) -> None:
+        self.session = f"cb{os.getpid()}{id(self)}"
+        shown = [f"{k}={v}" for k, v in env.items() if k in ("PYTHONPATH", "PATH") or k.startswith("CACHEBASH_")]
+        # bash keeps the pane open after the command, so its last lines and exit code stay readable
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "200", "-y", "50", "env", *shown,
+                        "bash", "-c", f"{command}; echo exit=$?; sleep 60"], check=True)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        """The screen once `text` is on it (polling the pane: a terminal has nothing to wait on)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.session], capture_output=True,
+                                    text=True).stdout
+            if text in screen or time.monotonic() > deadline:
+                assert text in screen, screen
+                return screen
+            time.sleep(0.1)
