@@ -105,8 +105,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
         _record(config, path, client, args.program)
         print(f"{path} already connects '{args.program}' to {url}: nothing to do")
         return 0
-    created = create(runtime, args.tenant, args.program, args.group or [], args.label or f"{client.label} "
-                     f"({path.parent.resolve() if not args.global_file else '~'})")
+    where = "~" if args.global_file else str(Path(args.dir).expanduser().resolve())
+    created = create(runtime, args.tenant, args.program, args.group or [], args.label or f"{client.label} ({where})")
     if args.print:
         print(client.snippet(url, created["apiKey"]))
         print(f"(key {created['keyId']} for '{args.program}'; put this in {path})", file=sys.stderr)
