@@ -18,6 +18,7 @@ from cachebash.services.activity import ACTIVITY
 SEVERITY = {"DEBUG": "DEBUG", "INFO": "INFO", "ACTIVITY": "NOTICE", "WARNING": "WARNING", "ERROR": "ERROR",
             "CRITICAL": "CRITICAL"}
 LABELS_FIELD = "logging.googleapis.com/labels"
+HANDLER_NAME = "cachebash"
 #: Libraries whose INFO lines are noise to a person ("Terminating session: None", session manager start/stop).
 QUIET = ("mcp", "uvicorn", "uvicorn.error", "httpx", "httpcore", "google", "urllib3")
 
@@ -47,11 +48,13 @@ class JsonLines(logging.Formatter):
 
 
 def configure(level: str, json_lines: bool, stream: IO[str] | None = None) -> None:
-    """Replace the root handlers (the MCP SDK's own basicConfig then finds one and does nothing)."""
+    """Put our handler on the root logger, replacing the one an earlier call put there (others, a test
+    runner's, stay). Called before the MCP server is built, whose own basicConfig then does nothing."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLines() if json_lines else HumanLines())
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     debug = level == "debug"
