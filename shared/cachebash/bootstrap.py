@@ -95,6 +95,13 @@ def embedded_runtime(store: Store, clock: Clock | None = None, *, strict: bool =
     return build_runtime(Settings(policy=policy or RetryPolicy()), store=store, clock=clock, strict=strict)
 
 
+def begin_closing(runtime: Runtime) -> int:
+    """The server is stopping: calls waiting for work answer empty now (in-flight calls finish).
+    Returns how many waiting calls were woken."""
+    runtime.closing.set()
+    return runtime.signals.wake_all() if isinstance(runtime.signals, LocalSignals) else 0
+
+
 def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:
     def run(event: Event) -> None:
         handler(runtime, event)
@@ -103,11 +110,18 @@ def _bind(runtime: Runtime, handler: EventHandler) -> Callable[[Event], None]:
     return run
 
 
-def start_sweeper(runtime: Runtime, interval: float) -> Periodic:
-    """Embedded stand-in for the scheduled `sweeper` function: takes back expired leases etc."""
+def start_sweeper(runtime: Runtime, interval: float,
+                  on_result: Callable[[dict[str, int]], None] | None = None) -> Periodic:
+    """Embedded stand-in for the scheduled `sweeper` function: takes back expired leases etc.
+    `on_result` sees what each sweep did (the metrics count it)."""
     from cachebash.services.sweeper import sweep
 
-    return Periodic(interval, lambda: sweep(runtime), name="cachebash-sweeper").start()
+    def run() -> None:
+        counts = sweep(runtime)
+        if on_result is not None:
+            on_result(counts)
+
+    return Periodic(interval, run, name="cachebash-sweeper").start()
 
 
 def cloud_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:

@@ -26,7 +26,16 @@ def runtime(clock: Clock | None = None) -> Runtime:
         from cachebash.bootstrap import cloud_runtime
 
         _runtime = cloud_runtime(clock=clock)
+        _configure_logs()
     return _runtime
+
+
+def _configure_logs() -> None:
+    from cachebash import logs
+    from cachebash.config import Settings
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_json)
 
 
 def reset() -> None:

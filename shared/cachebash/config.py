@@ -11,6 +11,7 @@ from cachebash.domain.programs import AWAY_SECONDS
 from cachebash.domain.retry import RetryPolicy
 
 STORES = ("sqlite", "firestore")
+LOG_LEVELS = ("activity", "warning", "debug")
 BUSES = ("inprocess", "pubsub")
 NOTIFIERS = ("log", "fcm")
 
@@ -58,6 +59,14 @@ class Settings:
     http_body_seconds: float = 30.0
     #: `cachebash serve`: open connections beyond this many are answered 503 (Retry-After) and closed.
     http_max_connections: int = 512
+    #: What the server logs: "activity" (one line per state change that matters, and warnings),
+    #: "warning" (problems only) or "debug" (everything, the SDK's too).
+    log_level: str = "activity"
+    #: JSON lines for Cloud Logging (CACHEBASH_LOG_FORMAT=json; the default on Cloud Run and Functions,
+    #: which set K_SERVICE), or human lines ("text").
+    log_json: bool = False
+    #: `cachebash serve`: a Prometheus `/metrics` route (CACHEBASH_METRICS=1); off by default.
+    metrics: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,12 +74,12 @@ class Settings:
         query_log = env.get("CACHEBASH_QUERY_LOG")
         return cls(
             host=env.get("CACHEBASH_HOST", cls.host),
-            port=int(env.get("CACHEBASH_PORT", cls.port)),
+            port=_int("CACHEBASH_PORT", cls.port, 1, 65535),
             data_dir=Path(env.get("CACHEBASH_DATA_DIR", str(cls.data_dir))),
             store=env.get("CACHEBASH_STORE", cls.store),
             policy=retry_policy_from_env(),
-            sweep_seconds=float(env.get("CACHEBASH_SWEEP_SECONDS", cls.sweep_seconds)),
-            away_seconds=float(env.get("CACHEBASH_AWAY_SECONDS", cls.away_seconds)),
+            sweep_seconds=_float("CACHEBASH_SWEEP_SECONDS", cls.sweep_seconds),
+            away_seconds=_float("CACHEBASH_AWAY_SECONDS", cls.away_seconds),
             firestore_project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or None,
             firestore_database=env.get("CACHEBASH_FIRESTORE_DATABASE") or None,
             query_log=Path(query_log) if query_log else None,
@@ -83,10 +92,14 @@ class Settings:
             fast_path=env.get("CACHEBASH_MCP_FAST_PATH", "1") != "0",
             bench_routes=env.get("CACHEBASH_BENCH_ROUTES", "") == "1",
             allowed_hosts=tuple(h.strip() for h in env.get("CACHEBASH_ALLOWED_HOSTS", "").split(",") if h.strip()),
-            http_idle_seconds=float(env.get("CACHEBASH_HTTP_IDLE_SECONDS", cls.http_idle_seconds)),
-            http_head_seconds=float(env.get("CACHEBASH_HTTP_HEAD_SECONDS", cls.http_head_seconds)),
-            http_body_seconds=float(env.get("CACHEBASH_HTTP_BODY_SECONDS", cls.http_body_seconds)),
-            http_max_connections=int(env.get("CACHEBASH_HTTP_MAX_CONNECTIONS", cls.http_max_connections)),
+            http_idle_seconds=_float("CACHEBASH_HTTP_IDLE_SECONDS", cls.http_idle_seconds),
+            http_head_seconds=_float("CACHEBASH_HTTP_HEAD_SECONDS", cls.http_head_seconds),
+            http_body_seconds=_float("CACHEBASH_HTTP_BODY_SECONDS", cls.http_body_seconds),
+            http_max_connections=_int("CACHEBASH_HTTP_MAX_CONNECTIONS", cls.http_max_connections, 1),
+            log_level=_choice("CACHEBASH_LOG", LOG_LEVELS) or cls.log_level,
+            log_json=(_choice("CACHEBASH_LOG_FORMAT", ("text", "json")) or
+                      ("json" if env.get("K_SERVICE") else "text")) == "json",
+            metrics=env.get("CACHEBASH_METRICS", "") == "1",
         )
 
     @property
@@ -102,10 +115,48 @@ class Settings:
         return f"Firestore project {self.firestore_project or '(from credentials)'} on {where}"
 
 
+class SettingsError(ValueError):
+    """A setting a person can fix: the message names the variable, its value and the rule."""
+
+
+def check_port(port: int, name: str = "CACHEBASH_PORT") -> int:
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{name}={port} is not a port: use a number from 1 to 65535")
+    return port
+
+
+def _int(name: str, default: int, low: int | None = None, high: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise SettingsError(f"{name}={value} is out of range: use a number {span}")
+    return value
+
+
+def _float(name: str, default: float, zero: bool = False) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise SettingsError(f"{name}={raw} must be a {'' if zero else 'positive '}number of seconds"
+                            f"{' (0 or more)' if zero else ''}")
+    return value
+
+
 def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
     value = os.environ.get(name) or None
     if value is not None and value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(allowed)}")
     return value
 
 
@@ -116,18 +167,18 @@ def _json_setting(name: str) -> dict[str, str] | None:
     try:
         value = json.loads(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a JSON object (the Firebase web app config)") from None
+        raise SettingsError(f"{name} must be a JSON object (the Firebase web app config)") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a JSON object (the Firebase web app config)")
+        raise SettingsError(f"{name} must be a JSON object (the Firebase web app config)")
     return {str(k): str(v) for k, v in value.items()}
 
 
 def retry_policy_from_env() -> RetryPolicy:
-    env, default = os.environ, RetryPolicy()
+    default = RetryPolicy()
     return RetryPolicy(
-        lease_seconds=int(env.get("CACHEBASH_LEASE_SECONDS", default.lease_seconds)),
-        max_lease_seconds=int(env.get("CACHEBASH_MAX_LEASE_SECONDS", default.max_lease_seconds)),
-        max_attempts=int(env.get("CACHEBASH_MAX_ATTEMPTS", default.max_attempts)),
-        backoff_base_seconds=float(env.get("CACHEBASH_RETRY_BACKOFF_SECONDS", default.backoff_base_seconds)),
-        backoff_cap_seconds=float(env.get("CACHEBASH_RETRY_BACKOFF_CAP_SECONDS", default.backoff_cap_seconds)),
+        lease_seconds=_int("CACHEBASH_LEASE_SECONDS", default.lease_seconds, 1),
+        max_lease_seconds=_int("CACHEBASH_MAX_LEASE_SECONDS", default.max_lease_seconds, 1),
+        max_attempts=_int("CACHEBASH_MAX_ATTEMPTS", default.max_attempts, 1),
+        backoff_base_seconds=_float("CACHEBASH_RETRY_BACKOFF_SECONDS", default.backoff_base_seconds, zero=True),
+        backoff_cap_seconds=_float("CACHEBASH_RETRY_BACKOFF_CAP_SECONDS", default.backoff_cap_seconds, zero=True),
     )

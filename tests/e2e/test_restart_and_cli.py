@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -18,7 +17,8 @@ async def test_task_survives_a_restart(tmp_path: Path, server_env: ServerEnv) ->
     env = server_env()  # the same data directory, or the same Firestore project, both times
     server = ServerProcess(tmp_path / "data", env=env).start()
     try:
-        assert server.admin_key and "mcpServers" in "".join(server.output), "first start prints a client config"
+        assert server.admin_key and "cachebash connect --program" in "".join(server.output), \
+            "first start shows how to connect agents"
         async with Agent(server.url, server.admin_key) as admin:
             builder_key = (await admin.call("create_key", programId="builder"))["apiKey"]
             task = await admin.call("create_task", title="Survive the restart", target="builder", priority="high")
@@ -50,8 +50,10 @@ def test_keys_cli_prints_key_last_and_hints_to_stderr(tmp_path: Path, server_env
     assert "builders, council" in done.stderr
     listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
                              capture_output=True, text=True, check=True, env=env).stdout
-    key_id = listing.split()[0]
-    assert "builder" in listing and "active" in listing
+    header, row = listing.splitlines()
+    key_id = row.split()[0]
+    assert header.split()[:3] == ["KEY", "ID", "PROGRAM"]
+    assert row.split()[1:5] == ["builder", "builders,council", "agent", "active"]
     subprocess.run([str(BIN / "cachebash"), "keys", "revoke", key_id, "--data-dir", data], check=True,
                    capture_output=True, env=env)
     listing = subprocess.run([str(BIN / "cachebash"), "keys", "list", "--data-dir", data],
@@ -62,13 +64,12 @@ def test_keys_cli_prints_key_last_and_hints_to_stderr(tmp_path: Path, server_env
     assert bad.returncode == 2 and "reserved" in bad.stderr
 
 
-def test_first_start_config_is_valid_json(tmp_path: Path, server_env: ServerEnv) -> None:
+def test_first_start_labels_the_admin_key_as_the_persons(tmp_path: Path, server_env: ServerEnv) -> None:
     server = ServerProcess(tmp_path / "data", env=server_env()).start()
     try:
         text = "".join(server.output)
-        config = json.loads(text[text.index("{"): text.rindex("}") + 1])
-        entry = config["mcpServers"]["cachebash"]
-        assert entry["url"] == server.url
-        assert entry["headers"]["Authorization"] == f"Bearer {server.admin_key}"
+        assert "It is yours, the person's" in text and f"  {server.admin_key}\n" in text
+        connects = [line.strip() for line in text.splitlines() if line.strip().startswith("cachebash connect")]
+        assert len(connects) == 3 and all("--client" in line for line in connects)
     finally:
         server.stop()

@@ -107,6 +107,20 @@ class LocalSignals(Signals):
         for waiter in woken:
             waiter.wake()
 
+    def waiting(self) -> int:
+        """How many calls are waiting now (health, status, metrics)."""
+        with self._lock:
+            return len({w for ws in self._waiters.values() for w in ws})
+
+    def wake_all(self) -> int:
+        """Wake every current waiter (the server is stopping); returns how many there were. Safe
+        from any thread, not from a signal handler (it takes a lock the interrupted code may hold)."""
+        with self._lock:
+            woken = {w for ws in self._waiters.values() for w in ws}
+        for waiter in woken:
+            waiter.wake()
+        return len(woken)
+
     def stats(self) -> dict[str, int]:
         """Waiting calls and open feeds, for `/bench/stats` and tests."""
         with self._lock:

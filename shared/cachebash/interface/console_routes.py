@@ -21,6 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from cachebash import __version__
 from cachebash.domain.errors import CacheBashError, Code, InvalidInput, Unauthenticated
 from cachebash.interface import owner_api
 from cachebash.interface.owner_api import OwnerRequest, Reply
@@ -119,7 +120,7 @@ class ConsoleRoutes:
         deadline = time.monotonic() + wait
         with self.runtime.signals.subscribe(tenant_id, [OWNER_KEY]) as changes:
             reply: Reply = await self._run(owner_api.dispatch, self.runtime, tenant_id, req)
-            while reply.status == 200 and version_of(reply.body) == seen \
+            while reply.status == 200 and version_of(reply.body) == seen and not self.runtime.closing.is_set() \
                     and (remaining := deadline - time.monotonic()) > 0:
                 await changes.wait(min(remaining, LOOK_AGAIN_SECONDS))
                 reply = await self._run(owner_api.dispatch, self.runtime, tenant_id, req)
@@ -206,5 +207,14 @@ def register(server: Any, routes: ConsoleRoutes) -> None:
     async def to_console(_: Request) -> Response:
         return RedirectResponse(f"{CONSOLE_PATH}/", status_code=307)
 
-    add("/", methods=["GET"])(to_console)
+    async def index(request: Request) -> Response:
+        """Where things are, for a person or a script that opens the bare address."""
+        base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+        return JSONResponse({"name": "CacheBash", "version": __version__,
+                             "mcp": {"url": f"{base}/v1/mcp", "method": "POST",
+                                     "auth": "Authorization: Bearer <API key>"},
+                             "health": f"{base}/health", "console": f"{base}{CONSOLE_PATH}/"},
+                            headers={"Cache-Control": "no-store"})
+
+    add("/", methods=["GET"])(index)
     add(CONSOLE_PATH, methods=["GET"])(to_console)

@@ -10,6 +10,7 @@ or the MCP SDK sees it, so both read the same, finite, values.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 import anyio
@@ -19,11 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachebash import __version__
-from cachebash.domain.errors import Unauthenticated
+from cachebash.domain.errors import Forbidden, Unauthenticated
 from cachebash.interface import bench_routes, console_routes, refusals, wire_json
 from cachebash.interface.console_routes import ConsoleConfig, ConsoleRoutes
 from cachebash.interface.fast_path import FastPath
 from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
+from cachebash.interface.metrics import CONTENT_TYPE, Metrics, is_error, tool_of
 from cachebash.interface.owner_auth import OwnerAuth, SessionAuth
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.services.keys import authenticate
@@ -48,6 +50,9 @@ class HttpSettings(Protocol):
     @property
     def allowed_hosts(self) -> tuple[str, ...]: ...
 
+    @property
+    def metrics(self) -> bool: ...
+
 
 class ApiKeyAuth:
     """Resolve the Bearer key before the MCP layer sees the request: an unknown or revoked
@@ -55,12 +60,13 @@ class ApiKeyAuth:
     `app` is the SDK's Starlette app (whose lifespan the host must run)."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH, fast: FastPath | None = None,
-                 max_body: int = MAX_BODY_BYTES) -> None:
+                 max_body: int = MAX_BODY_BYTES, metrics: Metrics | None = None) -> None:
         self.app = app
         self.runtime = runtime
         self.path = path
         self.fast = fast
         self.max_body = max_body
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,6 +116,8 @@ class ApiKeyAuth:
         except wire_json.NotJson:
             request = None  # the SDK refuses it in its own words
         replay = body.replay(receive)
+        if self.metrics is not None and (tool := tool_of(request)) is not None:
+            send = _Timed(send, self.metrics, tool)
         if self.fast is not None and request is not None:
             await self.fast(scope, replay, send, caller, request)
         else:
@@ -123,6 +131,25 @@ class ApiKeyAuth:
     async def _too_large(self, send: Send) -> None:
         await refusals.send_error(send, 413, f"the request body is larger than {self.max_body} bytes",
                                   close=True, maxBytes=self.max_body)
+
+
+class _Timed:
+    """A tool call's answer on its way out: its time and whether it is an error, for the metrics."""
+
+    def __init__(self, send: Send, metrics: Metrics, tool: str) -> None:
+        self.send, self.metrics, self.tool = send, metrics, tool
+        self.started = time.perf_counter()
+        self.parts: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        elif message["type"] == "http.response.body":
+            self.parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.metrics.tool_call(self.tool, time.perf_counter() - self.started,
+                                       getattr(self, "status", 500) >= 400 or is_error(self.parts))
+        await self.send(message)
 
 
 class _Body:
@@ -212,13 +239,18 @@ def build_app(runtime: Runtime, *, settings: HttpSettings, host: str = "127.0.0.
     server = build_mcp_server(runtime, tools)
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+        waiting = getattr(runtime.signals, "waiting", None)  # LocalSignals counts its waiters
+        return JSONResponse({"status": "ok", "version": __version__,
+                             **({"waitingCalls": waiting()} if callable(waiting) else {})})
 
     server.custom_route("/health", methods=["GET"])(health)
     owner = owner_auth or SessionAuth(runtime)
     console_routes.register(server, ConsoleRoutes(runtime, owner, console or ConsoleConfig()))
     if settings.bench_routes:
         bench_routes.register(server, runtime)
+    metrics = Metrics(runtime, [spec.name for spec in tools]) if settings.metrics else None
+    if metrics is not None:
+        server.custom_route("/metrics", methods=["GET"])(_metrics_route(runtime, metrics, host))
 
     security = _transport_security(host, settings.allowed_hosts)
     app = server.streamable_http_app(
@@ -233,4 +265,23 @@ def build_app(runtime: Runtime, *, settings: HttpSettings, host: str = "127.0.0.
     if settings.fast_path:
         fast = FastPath(app, runtime, tools, make_runner(runtime), path=MCP_PATH, security=security,
                         server_info={"name": SERVER_NAME, "version": __version__})
-    return ApiKeyAuth(app, runtime, fast=fast)
+    return ApiKeyAuth(app, runtime, fast=fast, metrics=metrics)
+
+
+def _metrics_route(runtime: Runtime, metrics: Metrics, host: str) -> Any:
+    """Open on a loopback bind (only this machine can scrape); an admin key's Bearer otherwise."""
+
+    async def scrape(request: Request) -> Response:
+        if host not in LOCAL_HOSTS:
+            try:
+                caller = await anyio.to_thread.run_sync(authenticate, runtime, _bearer(request.scope))
+            except Unauthenticated as exc:
+                return JSONResponse({"success": False, "error": exc.to_dict()}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Bearer realm="cachebash"'})
+            if not caller.admin:
+                refused = Forbidden("/metrics takes an admin key on a non-loopback bind")
+                return JSONResponse({"success": False, "error": refused.to_dict()}, status_code=403)
+        body = await anyio.to_thread.run_sync(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE.split(";")[0], headers={"Content-Type": CONTENT_TYPE})
+
+    return scrape

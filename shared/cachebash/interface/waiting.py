@@ -36,7 +36,7 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
     keys = [*spec.wait_keys(caller, cmd), *revocation.wait_keys(caller)]
     with runtime.signals.subscribe(caller.tenant_id, keys) as subscription:
         result = await run(once)
-        while _empty(result) and (remaining := deadline - time.monotonic()) > 0:
+        while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
             await subscription.wait(remaining)
             result = await run(again)
     return result

@@ -43,7 +43,7 @@ from cachebash.domain.tasks import (
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import to_iso
 from cachebash.ports.store import Transaction
-from cachebash.services import relay
+from cachebash.services import activity, relay
 from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueued
 from cachebash.services.idempotency import run_once
 from cachebash.services.outbox import Changes, transact
@@ -209,7 +209,7 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
         return claimed_view({**task, **changes})
 
     result, _ = run_once(rt, caller, "claim_task", cmd, claim)
-    return result
+    return activity.task_claimed(caller, result)
 
 
 def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
@@ -228,7 +228,8 @@ def claim_next(rt: Runtime, caller: Caller, cmd: ClaimNext) -> dict[str, Any]:
         now = rt.clock.iso()
         for doc in page:
             if offerable(doc.data, now) and (claimed := _claim_if_free(rt, caller, cmd, doc.path)):
-                return {"success": True, "claimed": True, "taskId": claimed["taskId"], "task": claimed}
+                return activity.task_claimed(caller, {"success": True, "claimed": True, "taskId": claimed["taskId"],
+                                                      "task": claimed})
         if len(page) < CLAIM_PAGE:
             return {"success": True, "claimed": False, "task": None}
         after = page[-1].cursor(query)
@@ -345,7 +346,7 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
         _announce(tx, caller.tenant_id, {**task, **changes})
         return _completion_view({**task, **changes})
 
-    return run_once(rt, caller, "complete_task", cmd, complete)[0]
+    return activity.task_finished(caller, run_once(rt, caller, "complete_task", cmd, complete)[0])
 
 
 def _check_completer(task: dict[str, Any], caller: Caller, claim_token: int | None) -> None:
@@ -430,7 +431,7 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
         _announce(tx, tenant_id, settled)
         return str(changes["status"])
 
-    return transact(rt, expire)
+    return activity.lease_lost(tenant_id, task_id, transact(rt, expire))
 
 
 def _after(moment: str, seconds: float) -> str:

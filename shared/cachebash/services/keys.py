@@ -15,7 +15,7 @@ from cachebash.domain.errors import Code, Conflict, Forbidden, InvalidInput, Not
 from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, ProgramMarks, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import directory, presence, revocation
+from cachebash.services import activity, directory, presence, revocation
 from cachebash.services.directory import register_program
 from cachebash.services.runtime import Caller, Runtime
 
@@ -64,11 +64,11 @@ def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> d
         return program
 
     program = rt.store.run_transaction(write)
-    return {
+    return activity.key_created({
         "success": True, "apiKey": plaintext, "keyId": record["keyId"], "programId": cmd.programId,
         "tenantId": tenant_id, "groups": program["groups"], "admin": cmd.admin, "label": cmd.label,
         "note": "This is the only time the key is shown. Store it securely.",
-    }
+    })
 
 
 def create_owner_key(rt: Runtime, tenant_id: str, cmd: CreateKey) -> dict[str, Any]:
@@ -152,7 +152,8 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
 
     record = rt.store.run_transaction(revoke)
     revocation.announce(rt, tenant_id, key_id)
-    return {"success": True, "keyId": key_id, "programId": record["programId"], "active": False}
+    return activity.key_revoked(tenant_id, {"success": True, "keyId": key_id, "programId": record["programId"],
+                                            "active": False})
 
 
 def rotate_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from cachebash.domain.messages import (
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import cursors, interrupt_marks, interrupts
+from cachebash.services import activity, cursors, interrupt_marks, interrupts
 from cachebash.services.directory import resolve_target
 from cachebash.services.events import MessagesDelivered, MulticastSent
 from cachebash.services.idempotency import run_once
@@ -88,7 +88,7 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
                 tx.emit(push)
         return result
 
-    return run_once(rt, caller, "send_message", cmd, write)[0]
+    return activity.message_sent(caller, run_once(rt, caller, "send_message", cmd, write)[0], cmd)
 
 
 def system_message(rt: Runtime, tenant_id: str, message_id: str, target: str, text: str, *,

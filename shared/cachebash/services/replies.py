@@ -18,6 +18,7 @@ from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import TaskEvent, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
+from cachebash.services import activity
 from cachebash.services.claims import move
 from cachebash.services.events import MessagesDelivered, TaskFinished
 from cachebash.services.outbox import Changes, transact
@@ -72,7 +73,7 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
         raise InvalidInput("replyTo: only messages and question tasks addressed to 'human' can be answered",
                            field="replyTo")
 
-    return transact(rt, answer)
+    return activity.question_answered(tenant_id, cmd.replyTo, transact(rt, answer))
 
 
 def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -> dict[str, Any]:

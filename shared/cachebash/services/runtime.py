@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ class Runtime:
     away_seconds: float = AWAY_SECONDS
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
+    #: Set once when the server begins to stop: waiting calls stop waiting and give their empty answer.
+    closing: threading.Event = field(default_factory=threading.Event)
     dispatcher: Dispatcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -46,7 +46,7 @@ from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, S
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority, queue_rank
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import directory
+from cachebash.services import activity, directory
 from cachebash.services.events import MulticastSent, StoryChanged, TaskFinished, TaskQueued
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Runtime, new_id, tenant_path
@@ -177,7 +177,7 @@ def release(rt: Runtime, tenant_id: str, sprint_id: str) -> Released:
         announce(tx, tenant_id, out)
         return out
 
-    return transact(rt, run)
+    return activity.stories_released(tenant_id, sprint_id, transact(rt, run))
 
 
 def _work_due(rt: Runtime, tenant_id: str, sprint_id: str) -> bool:

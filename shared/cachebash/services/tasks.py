@@ -14,7 +14,7 @@ from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, offerable, with_history
 from cachebash.domain.tasks import Action, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef, queue_rank
 from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
-from cachebash.services import cursors, interrupt_marks, interrupts, presence
+from cachebash.services import activity, cursors, interrupt_marks, interrupts, presence
 from cachebash.services.directory import all_programs, members_among
 from cachebash.services.events import TaskQueued
 from cachebash.services.idempotency import run_once
@@ -98,7 +98,7 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
             tx.emit(push)
         return result
 
-    return run_once(rt, caller, "create_task", cmd, write)[0]
+    return activity.task_created(caller, run_once(rt, caller, "create_task", cmd, write)[0])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+import sys
+
+from cachebash.cli import main
+
+sys.exit(main())
