@@ -195,8 +195,8 @@ async def test_a_back_off_ends_on_time_after_its_task_left_the_window(backend: s
 
     try:
         await _until(lambda: feed.live)
-        put("backing-off", "builders", availableAt=clock.iso(2.0))
         ends_at = time.monotonic() + 2.0
+        put("backing-off", "builders", availableAt=clock.iso(2.0))
         await _until(lambda: any(queue_key("builders") in keys for _, keys in woken))
         put("newer1", "others")
         put("newer2", "others")
