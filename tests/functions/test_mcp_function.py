@@ -88,4 +88,4 @@ async def test_a_waiter_on_the_same_cloud_instance_is_woken_at_once(tmp_path: Pa
                 got = await waiting
                 woken = time.monotonic() - sent
     assert got["count"] == 1
-    assert woken < 0.1, f"woken {woken * 1000:.0f} ms after the send returned"
+    assert woken < 0.5, f"woken {woken * 1000:.0f} ms after the send returned (the next poll is 1.5 s away)"
