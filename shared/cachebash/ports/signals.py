@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
+from cachebash.ports.store import Listening
+
 # Console pages waiting for any change in their tenant (the owner API's long polling).
 OWNER_KEY = "owner"
 
@@ -50,23 +52,11 @@ class Signals(ABC):
         """Wake every subscriber of these keys. Safe to call from any thread."""
 
 
-class Feed(ABC):
-    """One tenant's changes committed by other processes, turned into notifications (a store
-    listener); one per tenant and process, shared by every waiter of the tenant."""
-
-    @property
-    @abstractmethod
-    def live(self) -> bool:
-        """Whether changes are flowing now; while not, waiters poll."""
-
-    @property
-    @abstractmethod
-    def ended(self) -> bool:
-        """Whether it stopped for good (then the next waiter opens a new one)."""
-
-    @abstractmethod
-    def close(self) -> None: ...
+class Feed(Listening):
+    """One tenant's changes committed by other processes, turned into notifications: the
+    tenant's store listeners (`Listening`: live, ended, close) taken together, one per tenant
+    and process, shared by every waiter of the tenant. While it is not `live`, waiters poll;
+    once it has `ended`, the next waiter opens a new one."""
 
 
-#: Opens the feed of tenant `tenant_id`, which calls `notify(keys)` for changes that should wake waiters.
 FeedFactory = Callable[[str, Callable[[Iterable[str]], None]], Feed]
