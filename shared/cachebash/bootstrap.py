@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from cachebash.adapters.local_signals import POLL, LocalSignals
 from cachebash.adapters.log_notifier import LogNotifier
 from cachebash.adapters.periodic import Periodic
 from cachebash.config import STORES, Settings
+from cachebash.domain.plans import CLOUD_DEFAULT, EMBEDDED_DEFAULT
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus, Event
 from cachebash.ports.clock import Clock, SystemClock
@@ -81,7 +83,7 @@ def build_runtime(settings: Settings | None = None, *, store: Store | None = Non
     inner = bus or InProcessBus()
     runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock, policy=settings.policy,
                       signals=signals, notifier=notifier or LogNotifier(), strict=strict,
-                      away_seconds=settings.away_seconds)
+                      away_seconds=settings.away_seconds, default_plan=settings.default_plan or EMBEDDED_DEFAULT)
     if isinstance(inner, InProcessBus):
         for kind, handlers in HANDLERS.items():
             for handler in handlers:
@@ -139,6 +141,7 @@ def cloud_runtime(settings: Settings | None = None, clock: Clock | None = None) 
         from cachebash.adapters.fcm_notifier import FcmNotifier
 
         notifier = FcmNotifier()
+    settings = replace(settings, default_plan=settings.default_plan or CLOUD_DEFAULT)
     return build_runtime(settings, bus=bus, notifier=notifier, clock=clock)
 
 

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachebash.domain.plans import PRESETS
 from cachebash.domain.programs import AWAY_SECONDS
 from cachebash.domain.retry import RetryPolicy
 
@@ -67,6 +68,9 @@ class Settings:
     log_json: bool = False
     #: `cachebash serve`: a Prometheus `/metrics` route (CACHEBASH_METRICS=1); off by default.
     metrics: bool = False
+    #: The plan of a tenant that has none stored (CACHEBASH_PLAN, a domain.plans preset); None: the
+    #: runtime's own default (embedded `self-hosted`, Cloud Functions `free`).
+    default_plan: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -100,6 +104,7 @@ class Settings:
             log_json=(_choice("CACHEBASH_LOG_FORMAT", ("text", "json")) or
                       ("json" if env.get("K_SERVICE") else "text")) == "json",
             metrics=env.get("CACHEBASH_METRICS", "") == "1",
+            default_plan=_choice("CACHEBASH_PLAN", tuple(PRESETS)),
         )
 
     @property

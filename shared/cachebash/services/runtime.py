@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cachebash.domain.errors import Forbidden
+from cachebash.domain.plans import EMBEDDED_DEFAULT
 from cachebash.domain.programs import ALL_GROUP, AWAY_SECONDS, ProgramMarks
 from cachebash.domain.retry import RetryPolicy
 from cachebash.ports.bus import Bus
@@ -30,6 +31,8 @@ class Runtime:
     notifier: Notifier | None = None  # pushes to the human's phone; None: pushes are dropped
     #: A program unseen for this long is unavailable (presence, fallback).
     away_seconds: float = AWAY_SECONDS
+    #: The plan (domain.plans preset) of a tenant that has none stored: self-hosted embedded, free in the cloud.
+    default_plan: str = EMBEDDED_DEFAULT
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
     #: Set once when the server begins to stop: waiting calls stop waiting and give their empty answer.
