@@ -28,7 +28,7 @@ from typing import Any
 
 from google.events.cloud.firestore_v1 import ArrayValue, Document, DocumentEventData, DocumentMask, MapValue, Value
 
-from cachebash.services.events import DocumentTrigger
+from cachebash.services.events import DocumentEvent, DocumentTrigger
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Trigger:
     function: str
     pattern: str  # e.g. tenants/{tenant}/answers/{question}
     url: str
-    event: str = "written"
+    event: DocumentEvent = "written"
 
     @property
     def collection_id(self) -> str:

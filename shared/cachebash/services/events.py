@@ -13,7 +13,7 @@ expiries) and `task.created` is `TaskQueued` (also sent when a task is released 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from cachebash.domain.sprint_tasks import parse_story_task_id
 from cachebash.ports.bus import Event
@@ -32,16 +32,20 @@ class PubSub:
     function: str
 
 
+DocumentEvent = Literal["written", "created"]
+
+
 @dataclass(frozen=True)
 class DocumentTrigger:
     """In the cloud the document write itself is the event: Firestore (Eventarc) triggers `function`
     on every `event` (`created`, or `written`: any change) of a document under `pattern`, at least
-    once. A pattern names a collection whose writes the function always acts on, so no write
-    starts it for nothing (`tests/functions/test_invocations.py` checks it against every tool)."""
+    once, so the cloud bus neither persists nor publishes an event routed this way. A pattern names
+    a collection whose writes the function always acts on, so no write starts it for nothing
+    (`tests/functions/test_invocations.py` checks that against every tool)."""
 
     function: str
     pattern: str
-    event: str = "written"
+    event: DocumentEvent = "written"
 
     @property
     def event_type(self) -> str:
