@@ -59,21 +59,15 @@ def sweeper(cloud_event: Any) -> None:
     cloud.on_pubsub("sweeper", cloud_event)
 
 
-# Firestore: the document write is the event.
-
 @functions_framework.cloud_event
 def sprint_waves(cloud_event: Any) -> None:
-    """StoryChanged (a story written): unlock the stories whose wave and dependencies are done."""
-    cloud.on_story_written(cloud_event)
+    """StoryChanged (a story finished or was retried): unlock the stories whose wave and dependencies are done."""
+    cloud.on_pubsub("sprint_waves", cloud_event)
 
 
-@functions_framework.cloud_event
-def answered_question(cloud_event: Any) -> None:
-    """Firestore (task written): an answer the app wrote on a question task reaches the asker."""
-    cloud.on_item_written(cloud_event)
-
+# Firestore: the document's creation is the event.
 
 @functions_framework.cloud_event
-def answered_message(cloud_event: Any) -> None:
-    """Firestore (message written): an answer the app wrote on a QUERY reaches the asker."""
-    cloud.on_item_written(cloud_event)
+def answered(cloud_event: Any) -> None:
+    """Firestore (an answer created by the phone app): apply it to its question, so it reaches the asker."""
+    cloud.on_answer_created(cloud_event)

@@ -69,38 +69,20 @@ def on_pubsub(function: str, cloud_event: Any) -> str:
     return dispatch_pubsub(runtime(), function, cloud_event)
 
 
-def on_story_written(cloud_event: Any) -> int:
-    """A story document changed (the cloud route of `StoryChanged`): hand out whatever it
-    unlocked (writes nothing when nothing is due, so the trigger's own writes end the chain)."""
+def on_answer_created(cloud_event: Any) -> bool:
+    """The phone app created an answer (`tenants/{t}/answers/{question}`): apply it to its question.
+    Raises for a retry when applying fails; the sweeper applies it if every retry fails."""
     import logging
 
-    from cachebash.interface.cloud_events import PoisonMessage, story_written
-    from cachebash.services.sprint_flow import release
+    from cachebash.interface.cloud_events import PoisonMessage, answer_created
+    from cachebash.services.app_answers import apply
 
     try:
-        where = story_written(cloud_event)
-    except PoisonMessage as exc:
-        logging.getLogger(__name__).error("%s; acknowledged without retry", exc)
-        return 0
-    if where is None:
-        return 0
-    out = release(runtime(), *where)
-    return len(out.tasks)
-
-
-def on_item_written(cloud_event: Any) -> bool:
-    """A task or message changed: deliver an answer the app wrote into it directly."""
-    import logging
-
-    from cachebash.interface.cloud_events import PoisonMessage, answerable_written
-    from cachebash.services.replies import deliver_app_answer
-
-    try:
-        where = answerable_written(cloud_event)
+        where = answer_created(cloud_event)
     except PoisonMessage as exc:
         logging.getLogger(__name__).error("%s; acknowledged without retry", exc)
         return False
-    return where is not None and deliver_app_answer(runtime(), *where)
+    return where is not None and apply(runtime(), *where) is not None
 
 
 def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int]:

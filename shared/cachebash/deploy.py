@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cachebash.adapters.pubsub_bus import encode, topic_id
-from cachebash.services.events import SweepDue, document_functions, pubsub_functions
+from cachebash.services.events import DocumentTrigger, SweepDue, document_functions, pubsub_functions
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "python311"
@@ -29,8 +29,11 @@ PUBSUB_FUNCTIONS: dict[str, tuple[str, ...]] = {
     name: tuple(kind.topic for kind in kinds) for name, kinds in pubsub_functions().items()
 }
 HTTP_FUNCTIONS: tuple[str, ...] = ("mcp", "keys", "replies")
-#: Firestore-triggered functions and the document pattern each watches (from the catalogue).
-FIRESTORE_FUNCTIONS: dict[str, str] = document_functions()
+#: Firestore-triggered functions and the document trigger (event type and path pattern) of each.
+FIRESTORE_FUNCTIONS: dict[str, DocumentTrigger] = document_functions()
+#: Functions earlier versions deployed that this one does not: an upgraded deployment deletes them
+#: (README, "Upgrading a deployment"), or they keep running on the writes they fired on before.
+RETIRED_FUNCTIONS: tuple[str, ...] = ("answered_question", "answered_message")
 
 
 def functions() -> tuple[str, ...]:
@@ -84,11 +87,12 @@ def plan(target: Target) -> list[list[str]]:
     for name, consumed in PUBSUB_FUNCTIONS.items():
         (topic,) = consumed  # a function has one trigger: the catalogue gives each Pub/Sub function one topic
         commands.append(_function(name, target, f"--trigger-topic={topic_id(topic)}", "--retry"))
-    for name, pattern in FIRESTORE_FUNCTIONS.items():
+    for name, trigger in FIRESTORE_FUNCTIONS.items():
         commands.append(_function(
-            name, target, "--trigger-event-filters=type=google.cloud.firestore.document.v1.written",
+            name, target, f"--trigger-event-filters=type={trigger.event_type}",
             "--trigger-event-filters=database=(default)",
-            f"--trigger-event-filters-path-pattern=document={pattern}", f"--trigger-location={target.region}",
+            f"--trigger-event-filters-path-pattern=document={trigger.pattern}",
+            f"--trigger-location={target.region}",
             "--retry",
         ))
     commands.append([

@@ -1,7 +1,7 @@
 """The person answers an agent's question, and the asker, on the other mcp instance, sees it:
-written straight onto the question in Firestore as the phone app does (which reaches the
-asker through `answered_message` / `answered_question`, fed by the Firestore relay), or
-through the owner API on the mcp function with a Firebase ID token from the Auth emulator."""
+created in `tenants/{t}/answers/{questionId}` as the phone app does (which reaches the asker
+through `answered`, fed by the Firestore relay on the document's creation), or through the
+owner API on the mcp function with a Firebase ID token from the Auth emulator."""
 
 from __future__ import annotations
 
@@ -19,12 +19,22 @@ from support.firebase_auth_emulator import create_user, sign_in
 pytestmark = [pytest.mark.anyio, pytest.mark.cloud_local]
 
 
-def app_writes_answer(cloud: CloudLocal, path: str, text: str) -> None:
-    """What firestore.rules allow the phone: exactly `answer` and `answeredAt`, once."""
+def app_writes_answer(cloud: CloudLocal, tenant: str, question_id: str, text: str) -> str:
+    """What firestore.rules allow the phone: one new answer document, exactly `answer` and `answeredAt`."""
     store = FirestoreStore(project=cloud.project, emulator_host=cloud.firestore_host)
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    path = f"tenants/{tenant}/answers/{question_id}"
     try:
-        store.run_transaction(lambda tx: tx.update(path, {"answer": text, "answeredAt": stamp}))
+        store.run_transaction(lambda tx: tx.create(path, {"answer": text, "answeredAt": stamp}))
+    finally:
+        store.close()
+    return path
+
+
+def exists(cloud: CloudLocal, path: str) -> bool:
+    store = FirestoreStore(project=cloud.project, emulator_host=cloud.firestore_host)
+    try:
+        return store.get(path) is not None
     finally:
         store.close()
 
@@ -34,8 +44,7 @@ async def test_answer_the_app_writes_on_a_query_reaches_the_waiting_asker(fleet:
     asked = await asker.call("send_message", target="human", message_type="QUERY", message="Merge PR #12?",
                              threadId="pr-12")
     waiting_on_b = await fleet("architect", on=1)  # the same program, another session, on the other instance
-    await asyncio.to_thread(app_writes_answer, cloud, f"tenants/{fleet.tenant}/messages/{asked['messageId']}",
-                            "Yes, merge")
+    path = await asyncio.to_thread(app_writes_answer, cloud, fleet.tenant, asked["messageId"], "Yes, merge")
     got = await waiting_on_b.call("get_messages", wait_seconds=20)
     [answer] = got["messages"]
     assert (answer["source"], answer["message_type"], answer["reply_to"], answer["message"]) == (
@@ -43,14 +52,14 @@ async def test_answer_the_app_writes_on_a_query_reaches_the_waiting_asker(fleet:
     assert answer["priority"] == "high" and answer["threadId"] == "pr-12"
     question = (await asker.call("get_message", messageId=asked["messageId"]))["message"]
     assert question["answer"] == "Yes, merge" and question["answerMessageId"] == answer["messageId"]
-    assert (await waiting_on_b.call("get_messages", wait_seconds=2))["count"] == 0, \
-        "the trigger fires again on its own write, and the answer is still delivered once"
+    assert (await waiting_on_b.call("get_messages", wait_seconds=2))["count"] == 0, "delivered once"
+    assert not await asyncio.to_thread(exists, cloud, path), "applied, then deleted (which fires nothing)"
 
 
 async def test_answer_the_app_writes_on_a_question_task_completes_it(fleet: Fleet, cloud: CloudLocal) -> None:
     asker = await fleet("architect", on=1)
     task = await asker.call("create_task", type="question", target="human", title="Which DB?")
-    await asyncio.to_thread(app_writes_answer, cloud, f"tenants/{fleet.tenant}/tasks/{task['taskId']}", "Postgres")
+    await asyncio.to_thread(app_writes_answer, cloud, fleet.tenant, task["taskId"], "Postgres")
     got = await asker.call("get_messages", wait_seconds=20)
     assert [(m["source"], m["message"]) for m in got["messages"]] == [("human", "Postgres")]
     done = (await asker.call("get_task", taskId=task["taskId"]))["task"]

@@ -74,9 +74,18 @@ def test_trigger_patterns_match_as_eventarc_path_patterns_do(pattern: str, path:
 
 
 def test_every_deployed_firestore_pattern_names_its_collection() -> None:
-    for pattern in deploy.FIRESTORE_FUNCTIONS.values():
-        example = "/".join("x" if part.startswith("{") else part for part in pattern.split("/"))
-        assert Trigger("f", pattern, "http://x").matches(example)
+    for name, trigger in deploy.FIRESTORE_FUNCTIONS.items():
+        example = "/".join("x" if part.startswith("{") else part for part in trigger.pattern.split("/"))
+        relayed = Trigger(name, trigger.pattern, "http://x", trigger.event)
+        assert relayed.matches(example, created=True) and relayed.event_type == trigger.event_type
+
+
+def test_a_trigger_on_creation_is_not_fired_by_changes_or_deletes() -> None:
+    on_create = Trigger("f", "tenants/{tenant}/answers/{question}", "http://x", "created")
+    assert on_create.matches("tenants/t1/answers/q1", created=True)
+    assert not on_create.matches("tenants/t1/answers/q1", created=False)
+    assert Trigger("f", "tenants/{tenant}/answers/{question}", "http://x").matches("tenants/t1/answers/q1",
+                                                                                  created=False)
 
 
 def snapshot(path: str, data: dict[str, object]) -> SimpleNamespace:
@@ -99,5 +108,6 @@ def test_a_relayed_change_is_the_binary_mode_protobuf_event_eventarc_sends() -> 
     assert data.value.name == data.old_value.name == f"projects/demo-x/databases/(default)/documents/{path}"
     assert data.value.fields["answer"].string_value == "Yes"
     assert list(data.update_mask.field_paths) == ["answer"]
-    _, created = written_event("demo-x", path, new, None)
+    created_headers, created = written_event("demo-x", path, new, None, "google.cloud.firestore.document.v1.created")
     assert not DocumentEventData.deserialize(created).old_value.name
+    assert from_http(created_headers, created)["type"] == "google.cloud.firestore.document.v1.created"

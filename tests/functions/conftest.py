@@ -23,5 +23,6 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Runti
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     cloud.reset()
     yield cloud.runtime()
+    cloud.runtime().dispatcher.flush()  # before the store closes, not from the outbox's thread after it
     cloud.runtime().store.close()
     cloud.reset()

@@ -102,7 +102,7 @@ def uid() -> str:
     return "u" + uuid.uuid4().hex[:10]
 
 
-OK, DENIED = 200, 403
+OK, DENIED, EXISTS = 200, 403, 409
 
 
 def seed(server: Firestore, uid: str) -> None:
@@ -111,12 +111,15 @@ def seed(server: Firestore, uid: str) -> None:
         t: {"tenantId": uid},
         f"{t}/tasks/plain": {"type": "task", "target": "builder", "status": "created", "title": "x"},
         f"{t}/tasks/question": {"type": "question", "target": "human", "status": "created", "title": "ok?"},
-        f"{t}/tasks/answered": {"type": "question", "target": "human", "status": "created", "answeredAt": "t0",
+        f"{t}/tasks/answered": {"type": "question", "target": "human", "status": "completed", "answeredAt": "t0",
                                 "answer": "yes"},
         f"{t}/tasks/for_agent": {"type": "question", "target": "builder", "status": "created"},
         f"{t}/tasks/closed": {"type": "question", "target": "human", "status": "cancelled"},
         f"{t}/messages/query": {"message_type": "QUERY", "target": "human", "source": "builder", "message": "?"},
         f"{t}/messages/directive": {"message_type": "DIRECTIVE", "target": "human", "message": "do"},
+        f"{t}/messages/answered_query": {"message_type": "QUERY", "target": "human", "message": "?",
+                                         "answeredAt": "t0"},
+        f"{t}/messages/to_agent": {"message_type": "QUERY", "target": "builder", "message": "?"},
         f"{t}/multicasts/m1": {"group": "builders"},
         f"{t}/sprints/s1": {"status": "active"},
         f"{t}/sprints/s1/stories/st1": {"storyId": "st1"},
@@ -174,32 +177,58 @@ def test_owner_writes_no_coordination_data(owner: Firestore, uid: str) -> None:
     assert owner.update(f"{t}/sprints/s1", {"status": "done"}) == DENIED
 
 
+ANSWER = {"answer": "Yes, ship it.", "answeredAt": "2026-01-01T00:00:00.000Z"}
+
+
 def test_owner_answers_a_question_addressed_to_the_human(owner: Firestore, uid: str) -> None:
-    answer = {"answer": "Yes, ship it.", "answeredAt": "2026-01-01T00:00:00.000Z"}
-    assert owner.update(f"tenants/{uid}/tasks/question", answer) == OK
-    assert owner.update(f"tenants/{uid}/messages/query", answer) == OK
+    assert owner.create(f"tenants/{uid}/answers/question", ANSWER) == OK
+    assert owner.create(f"tenants/{uid}/answers/query", ANSWER) == OK
+    assert owner.get(f"tenants/{uid}/answers/query") == OK, "the app sees its answer until it is applied"
 
 
-@pytest.mark.parametrize(("doc", "fields"), [
-    ("tasks/question", {"answer": "yes", "answeredAt": "t", "status": "completed"}),  # other task fields
-    ("tasks/question", {"answer": "yes", "answeredAt": "t", "claimedBy": "human"}),
-    ("tasks/question", {"answer": "yes"}),  # half an answer
-    ("tasks/question", {"answer": "", "answeredAt": "t"}),
-    ("tasks/question", {"answer": 42, "answeredAt": "t"}),
-    ("tasks/question", {"answer": "y" * 20_001, "answeredAt": "t"}),
-    ("tasks/answered", {"answer": "changed my mind", "answeredAt": "t"}),  # once only
-    ("tasks/for_agent", {"answer": "yes", "answeredAt": "t"}),  # not addressed to the human
-    ("tasks/plain", {"answer": "yes", "answeredAt": "t"}),  # not a question
-    ("tasks/closed", {"answer": "yes", "answeredAt": "t"}),  # no longer open
-    ("messages/directive", {"answer": "yes", "answeredAt": "t"}),  # not a question
+def test_one_answer_per_question_never_changed(owner: Firestore, uid: str) -> None:
+    assert owner.create(f"tenants/{uid}/answers/query", ANSWER) == OK
+    assert owner.create(f"tenants/{uid}/answers/query", {**ANSWER, "answer": "No"}) == EXISTS, "the first stands"
+    assert owner.update(f"tenants/{uid}/answers/query", {"answer": "No"}) == DENIED
+    assert owner.delete(f"tenants/{uid}/answers/query") == DENIED
+
+
+def test_the_old_direct_answer_onto_a_question_is_refused(owner: Firestore, uid: str) -> None:
+    """What an app from before the answers collection gets: PERMISSION_DENIED, not a lost answer."""
+    assert owner.update(f"tenants/{uid}/tasks/question", ANSWER) == DENIED
+    assert owner.update(f"tenants/{uid}/messages/query", ANSWER) == DENIED
+
+
+@pytest.mark.parametrize(("question", "fields"), [
+    ("question", {**ANSWER, "status": "completed"}),  # other fields
+    ("question", {**ANSWER, "answerMessageId": "forged"}),
+    ("question", {"answer": "yes"}),  # half an answer
+    ("question", {"answer": "", "answeredAt": "t"}),
+    ("question", {"answer": 42, "answeredAt": "t"}),
+    ("question", {"answer": "y" * 20_001, "answeredAt": "t"}),
+    ("question", {"answer": "yes", "answeredAt": "t" * 41}),
+    ("answered", ANSWER),  # a task answered already
+    ("closed", ANSWER),  # no longer open
+    ("for_agent", ANSWER),  # not addressed to the human
+    ("plain", ANSWER),  # not a question
+    ("directive", ANSWER),  # not a question
+    ("to_agent", ANSWER),  # a QUERY to an agent
+    ("no_such_item", ANSWER),
 ])
-def test_an_answer_sets_only_the_answer_fields(owner: Firestore, uid: str, doc: str, fields: dict[str, Any]) -> None:
-    assert owner.update(f"tenants/{uid}/{doc}", fields) == DENIED
+def test_an_answer_is_only_the_answer_to_an_open_question(owner: Firestore, uid: str, question: str,
+                                                          fields: dict[str, Any]) -> None:
+    assert owner.create(f"tenants/{uid}/answers/{question}", fields) == DENIED
+
+
+def test_a_message_answered_already_takes_no_answer(owner: Firestore, uid: str) -> None:
+    assert owner.create(f"tenants/{uid}/answers/answered_query", ANSWER) == DENIED
 
 
 def test_nobody_answers_another_tenants_question(server: Firestore, owner: Firestore, uid: str) -> None:
-    stranger = server.as_user("someone-else")
-    assert stranger.update(f"tenants/{uid}/tasks/question", {"answer": "no", "answeredAt": "t"}) == DENIED
+    for stranger in (server.as_user("someone-else"), server.as_user(None)):
+        assert stranger.create(f"tenants/{uid}/answers/question", ANSWER) == DENIED
+    assert owner.create(f"tenants/{uid}/answers/question", ANSWER) == OK
+    assert server.as_user("someone-else").get(f"tenants/{uid}/answers/question") == DENIED
 
 
 def test_owner_registers_and_removes_own_devices(server: Firestore, owner: Firestore, uid: str) -> None:

@@ -46,3 +46,17 @@ def test_the_functions_main_defines_are_the_deploy_plans() -> None:
     assert targets == set(deploy.functions())
     deployed = {c[3] for c in deploy.plan(deploy.Target("p", "r")) if c[:3] == ["gcloud", "functions", "deploy"]}
     assert deployed == set(deploy.functions())
+
+
+def test_firestore_functions_fire_on_their_own_event_and_pattern_only() -> None:
+    """`answered` on the creation of an answer, not on every write of a task or message (issue #16)."""
+    commands = {c[3]: c for c in deploy.plan(deploy.Target("p", "r")) if c[:3] == ["gcloud", "functions", "deploy"]}
+    filters = {name: [a for a in command if a.startswith("--trigger-event-filters")]
+               for name, command in commands.items() if name in deploy.FIRESTORE_FUNCTIONS}
+    assert filters == {"answered": [
+        "--trigger-event-filters=type=google.cloud.firestore.document.v1.created",
+        "--trigger-event-filters=database=(default)",
+        "--trigger-event-filters-path-pattern=document=tenants/{tenant}/answers/{question}",
+    ]}
+    assert "--trigger-topic=cachebash-sprint-story_changed" in commands["sprint_waves"]
+    assert not set(deploy.RETIRED_FUNCTIONS) & set(commands)

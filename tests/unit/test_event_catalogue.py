@@ -56,7 +56,8 @@ def test_topics_are_unique_and_each_pubsub_function_has_one() -> None:
 def test_the_deploy_plan_derives_from_the_catalogue() -> None:
     derived = {name: tuple(k.topic for k in kinds) for name, kinds in pubsub_functions().items()}
     assert derived == deploy.PUBSUB_FUNCTIONS
-    documented = {route_of(k).function: route_of(k).pattern for k in CATALOGUE  # type: ignore[union-attr]
-                  if isinstance(route_of(k), DocumentTrigger)}
+    documented = {route.function: route for k in CATALOGUE if isinstance(route := route_of(k), DocumentTrigger)}
     assert documented.items() <= deploy.FIRESTORE_FUNCTIONS.items()
+    assert not set(deploy.FIRESTORE_FUNCTIONS) & set(deploy.PUBSUB_FUNCTIONS), "a function has one trigger"
+    assert not set(deploy.RETIRED_FUNCTIONS) & set(deploy.functions())
     assert json.loads(deploy.scheduler_body())["topic"] == deploy.SWEEP_TOPIC

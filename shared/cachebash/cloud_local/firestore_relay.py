@@ -1,7 +1,8 @@
 """Stands in for Eventarc's Firestore triggers: listens to the emulator and delivers each
-document change to the functions whose path pattern matches it, as the
-`google.cloud.firestore.document.v1.written` CloudEvent Eventarc sends (binary content mode,
-protobuf `DocumentEventData` with `value`, `old_value` and `update_mask`).
+document change to the functions whose path pattern and event (`written`: any change;
+`created`: a new document) match it, as the `google.cloud.firestore.document.v1.*` CloudEvent
+Eventarc sends (binary content mode, protobuf `DocumentEventData` with `value`, `old_value` and
+`update_mask`).
 
 The emulator has no Eventarc, so one collection-group listener per collection id named in
 `deploy.FIRESTORE_FUNCTIONS` watches every write and filters to the documents the pattern
@@ -27,6 +28,8 @@ from typing import Any
 
 from google.events.cloud.firestore_v1 import ArrayValue, Document, DocumentEventData, DocumentMask, MapValue, Value
 
+from cachebash.services.events import DocumentEvent, DocumentTrigger
+
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "google.cloud.firestore.document.v1.written"
@@ -36,21 +39,30 @@ LISTEN_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class Trigger:
-    """A Firestore-triggered function: its name, its document path pattern, its URL."""
+    """A Firestore-triggered function: its name, its document path pattern, its URL, and the
+    event it fires on (`written`: every change; `created`: a document's creation only)."""
 
     function: str
-    pattern: str  # e.g. tenants/{tenant}/tasks/{task}
+    pattern: str  # e.g. tenants/{tenant}/answers/{question}
     url: str
+    event: DocumentEvent = "written"
 
     @property
     def collection_id(self) -> str:
         """The collection the pattern's documents are in: what a collection-group listener needs."""
         return self.pattern.split("/")[-2]
 
-    def matches(self, path: str) -> bool:
-        want, have = self.pattern.split("/"), path.split("/")
-        return len(want) == len(have) and all(w == h or (w.startswith("{") and w.endswith("}"))
-                                              for w, h in zip(want, have, strict=True))
+    @property
+    def event_type(self) -> str:
+        return self.document.event_type
+
+    @property
+    def document(self) -> DocumentTrigger:
+        return DocumentTrigger(self.function, self.pattern, self.event)
+
+    def matches(self, path: str, *, created: bool = True) -> bool:
+        """Whether a change of the document at `path` fires it (`created`: the document is new)."""
+        return self.document.matches(path, created)
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,10 @@ def event_document(snapshot: Any, project: str) -> Document:
                     create_time=snapshot.create_time, update_time=snapshot.update_time)
 
 
-def written_event(project: str, path: str, new: Document | None, old: Document | None) -> tuple[dict[str, str], bytes]:
-    """Headers and body of the CloudEvent for one change of the document at `path`."""
+def written_event(project: str, path: str, new: Document | None, old: Document | None,
+                  event_type: str = EVENT_TYPE) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the CloudEvent (`event_type`: written, created...) for one change of
+    the document at `path`."""
     data = DocumentEventData(value=new, old_value=old)
     if new is not None and old is not None:
         changed = sorted(k for k in {*new.fields, *old.fields}
@@ -118,7 +132,7 @@ def written_event(project: str, path: str, new: Document | None, old: Document |
     when = current.update_time if current is not None else None
     stamp = (when if isinstance(when, datetime) else datetime.now(UTC)).isoformat().replace("+00:00", "Z")
     headers = {
-        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": EVENT_TYPE,
+        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-type": event_type,
         "ce-source": f"//firestore.googleapis.com/projects/{project}/databases/{DATABASE}",
         "ce-subject": f"documents/{path}", "ce-time": stamp, "ce-database": DATABASE, "ce-namespace": "(default)",
         "ce-document": path, "ce-project": project, "ce-location": "local",
@@ -189,9 +203,10 @@ class FirestoreRelay:
                 self._last[path] = new
         if not deliver:
             return
+        created = new is not None and old is None
         for trigger in self.triggers:
-            if trigger.matches(path) and not self._stopping.is_set():
-                headers, body = written_event(self.project, path, new, old)
+            if trigger.matches(path, created=created) and not self._stopping.is_set():
+                headers, body = written_event(self.project, path, new, old, trigger.event_type)
                 self._pool.submit(self._deliver, trigger, path, headers, body)
 
     def _deliver(self, trigger: Trigger, path: str, headers: dict[str, str], body: bytes) -> None:

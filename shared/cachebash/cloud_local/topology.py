@@ -129,8 +129,8 @@ def run(options: Options | None = None) -> Iterator[Topology]:
                 function.wait_ready()
         urls = {name: running[0].url for name, running in functions.items()}
         create_push_subscriptions(options.project, urls)
-        relay = FirestoreRelay(options.project, [Trigger(name, pattern, urls[name])
-                                                 for name, pattern in deploy.FIRESTORE_FUNCTIONS.items()],
+        relay = FirestoreRelay(options.project, [Trigger(name, t.pattern, urls[name], t.event)
+                                                 for name, t in deploy.FIRESTORE_FUNCTIONS.items()],
                                retry=options.relay_retry)
         stack.callback(relay.stop)
         relay.start()

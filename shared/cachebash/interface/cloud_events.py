@@ -76,8 +76,8 @@ def dispatch_pubsub(runtime: Runtime, function: str, cloud_event: Any) -> str:
 
 
 def written_document(cloud_event: Any) -> list[str]:
-    """The path segments (below `documents/`) of a `google.cloud.firestore.document.v1.written`
-    event, decoded from its protobuf `DocumentEventData`."""
+    """The path segments (below `documents/`) of a `google.cloud.firestore.document.v1.*` event
+    (created, written...), decoded from its protobuf `DocumentEventData`."""
     from google.events.cloud.firestore_v1 import DocumentEventData
 
     try:
@@ -88,17 +88,9 @@ def written_document(cloud_event: Any) -> list[str]:
     return name.split("/documents/", 1)[-1].split("/")
 
 
-def story_written(cloud_event: Any) -> tuple[str, str] | None:
-    """(tenant, sprint) of a write to a story document; None for any other document."""
+def answer_created(cloud_event: Any) -> tuple[str, str] | None:
+    """(tenant, question id) of an answer document the app created; None for any other document."""
     parts = written_document(cloud_event)
-    if len(parts) == 6 and parts[0] == "tenants" and parts[2] == "sprints" and parts[4] == "stories":
+    if len(parts) == 4 and parts[0] == "tenants" and parts[2] == "answers":
         return parts[1], parts[3]
-    return None
-
-
-def answerable_written(cloud_event: Any) -> tuple[str, str, str] | None:
-    """(tenant, collection, id) of a write to a task or message; None for any other document."""
-    parts = written_document(cloud_event)
-    if len(parts) == 4 and parts[0] == "tenants" and parts[2] in ("tasks", "messages"):
-        return parts[1], parts[2], parts[3]
     return None

@@ -13,7 +13,7 @@ expiries) and `task.created` is `TaskQueued` (also sent when a task is released 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from cachebash.domain.sprint_tasks import parse_story_task_id
 from cachebash.ports.bus import Event
@@ -32,13 +32,30 @@ class PubSub:
     function: str
 
 
+DocumentEvent = Literal["written", "created"]
+
+
 @dataclass(frozen=True)
 class DocumentTrigger:
     """In the cloud the document write itself is the event: Firestore (Eventarc) triggers `function`
-    on every write under `pattern`, at least once, so the cloud bus neither persists nor publishes it."""
+    on every `event` (`created`, or `written`: any change) of a document under `pattern`, at least
+    once, so the cloud bus neither persists nor publishes an event routed this way. A pattern names
+    a collection whose writes the function always acts on, so no write starts it for nothing
+    (`tests/functions/test_invocations.py` checks that against every tool)."""
 
     function: str
     pattern: str
+    event: DocumentEvent = "written"
+
+    @property
+    def event_type(self) -> str:
+        return f"google.cloud.firestore.document.v1.{self.event}"
+
+    def matches(self, path: str, created: bool) -> bool:
+        """Whether a write of the document at `path` (`created`: it did not exist) fires the function."""
+        want, have = self.pattern.split("/"), path.split("/")
+        return (created or self.event == "written") and len(want) == len(have) and all(
+            w == h or (w.startswith("{") and w.endswith("}")) for w, h in zip(want, have, strict=True))
 
 
 Route = Local | PubSub | DocumentTrigger
@@ -99,10 +116,12 @@ class PushRequested(Event):
 
 @dataclass(frozen=True)
 class StoryChanged(Event):
-    """A sprint story finished or was retried, so other stories may unlock."""
+    """A sprint story finished or was retried, so other stories may unlock. Published, not read
+    off the story's own write: stories are also written when created, released and edited, and a
+    trigger on them would run for every one of those writes to find nothing due."""
 
     topic: ClassVar[str] = "sprint.story_changed"
-    route: ClassVar[Route] = DocumentTrigger("sprint_waves", "tenants/{tenant}/sprints/{sprint}/stories/{story}")
+    route: ClassVar[Route] = PubSub("sprint_waves")
     sprint_id: str
     story_id: str
 
@@ -120,11 +139,11 @@ CATALOGUE: tuple[type[Event], ...] = (TaskQueued, TaskFinished, MulticastSent, M
 BY_TOPIC: dict[str, type[Event]] = {kind.topic: kind for kind in CATALOGUE}
 
 #: Firestore-triggered functions that react to documents the phone app writes itself (no event
-#: of ours announces them): an answer written straight onto a question task or a QUERY message.
-APP_WRITE_TRIGGERS: dict[str, str] = {
-    "answered_question": "tenants/{tenant}/tasks/{task}",
-    "answered_message": "tenants/{tenant}/messages/{message}",
-}
+#: of ours announces them): an answer to a question task or a QUERY message, created in the
+#: answers collection, where nothing else is ever created (`services/app_answers.py`).
+APP_WRITE_TRIGGERS: tuple[DocumentTrigger, ...] = (
+    DocumentTrigger("answered", "tenants/{tenant}/answers/{question}", "created"),
+)
 
 
 def route_of(kind: type[Event]) -> Route:
@@ -141,11 +160,10 @@ def pubsub_functions() -> dict[str, tuple[type[Event], ...]]:
     return out
 
 
-def document_functions() -> dict[str, str]:
-    """Each Firestore-triggered function and the document path pattern that fires it."""
-    out = {route.function: route.pattern for kind in CATALOGUE
-           if isinstance(route := route_of(kind), DocumentTrigger)}
-    return {**out, **APP_WRITE_TRIGGERS}
+def document_functions() -> dict[str, DocumentTrigger]:
+    """Each Firestore-triggered function and the document trigger that fires it."""
+    routed = [route for kind in CATALOGUE if isinstance(route := route_of(kind), DocumentTrigger)]
+    return {trigger.function: trigger for trigger in (*routed, *APP_WRITE_TRIGGERS)}
 
 
 def decode(topic: str, tenant_id: str, data: dict[str, object]) -> Event:

@@ -44,36 +44,46 @@ def _answer_message(rt: Runtime, tenant_id: str, to: str, text: str, reply_to: s
 
 def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
     now = rt.clock.iso()
-    message_path = tenant_path(tenant_id, "messages", cmd.replyTo)
-    task_path = tenant_path(tenant_id, "tasks", cmd.replyTo)
 
     def answer(tx: Changes) -> dict[str, Any]:
-        message, task = tx.get_all([message_path, task_path])
-        if message is not None and message.get("target") == HUMAN:
-            if message.get("answeredAt"):
-                raise Conflict(f"message {cmd.replyTo} was already answered at {message['answeredAt']}",
-                               code=Code.ALREADY_ANSWERED)
-            path, doc = _answer_message(rt, tenant_id, message["source"], cmd.message, cmd.replyTo,
-                                        message.get("threadId"), now)
-            tx.update(message_path, {"answer": cmd.message, "answeredAt": now, "answerMessageId": doc["messageId"],
-                                     "delivered": True, "deliveredAt": message.get("deliveredAt") or now})
-            tx.create(path, doc)
-            tx.emit(MessagesDelivered(tenant_id, targets=[message["source"]]))
-            return {"success": True, "answered": "message", "to": message["source"], "messageId": doc["messageId"]}
-        if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
-            path, doc = _answer_message(rt, tenant_id, task["source"], cmd.message, cmd.replyTo,
-                                        task.get("threadId"), now)
-            tx.update(task_path, _answered_task(task, cmd.message, doc["messageId"], now))
-            tx.create(path, doc)
-            tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
-            tx.emit(TaskFinished(tenant_id, task_id=cmd.replyTo, status=TaskStatus.COMPLETED.value))
-            return {"success": True, "answered": "question", "to": task["source"], "messageId": doc["messageId"]}
-        if message is None and task is None:
-            raise NotFound(f"no message or question {cmd.replyTo} in your account", field="replyTo")
-        raise InvalidInput("replyTo: only messages and question tasks addressed to 'human' can be answered",
-                           field="replyTo")
+        message, task = tx.get_all(question_paths(tenant_id, cmd.replyTo))
+        return answer_in(tx, rt, tenant_id, cmd.replyTo, cmd.message, message, task, now)
 
     return activity.question_answered(tenant_id, cmd.replyTo, transact(rt, answer))
+
+
+def question_paths(tenant_id: str, question_id: str) -> list[str]:
+    """Where a question with this id may be: a message, or a task (ids never collide)."""
+    return [tenant_path(tenant_id, "messages", question_id), tenant_path(tenant_id, "tasks", question_id)]
+
+
+def answer_in(tx: Changes, rt: Runtime, tenant_id: str, reply_to: str, text: str, message: dict[str, Any] | None,
+              task: dict[str, Any] | None, now: str) -> dict[str, Any]:
+    """Write the answer to the question read as `message` or `task` (all reads done); refuses,
+    before writing anything, what cannot be answered. The one rule of answering, for both the
+    owner API (`reply`) and the phone's answers written to Firestore (`app_answers`)."""
+    message_path, task_path = question_paths(tenant_id, reply_to)
+    if message is not None and message.get("target") == HUMAN:
+        if message.get("answeredAt"):
+            raise Conflict(f"message {reply_to} was already answered at {message['answeredAt']}",
+                           code=Code.ALREADY_ANSWERED)
+        path, doc = _answer_message(rt, tenant_id, message["source"], text, reply_to, message.get("threadId"), now)
+        tx.update(message_path, {"answer": text, "answeredAt": now, "answerMessageId": doc["messageId"],
+                                 "delivered": True, "deliveredAt": message.get("deliveredAt") or now})
+        tx.create(path, doc)
+        tx.emit(MessagesDelivered(tenant_id, targets=[message["source"]]))
+        return {"success": True, "answered": "message", "to": message["source"], "messageId": doc["messageId"]}
+    if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
+        path, doc = _answer_message(rt, tenant_id, task["source"], text, reply_to, task.get("threadId"), now)
+        tx.update(task_path, _answered_task(task, text, doc["messageId"], now))
+        tx.create(path, doc)
+        tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
+        tx.emit(TaskFinished(tenant_id, task_id=reply_to, status=TaskStatus.COMPLETED.value))
+        return {"success": True, "answered": "question", "to": task["source"], "messageId": doc["messageId"]}
+    if message is None and task is None:
+        raise NotFound(f"no message or question {reply_to} in your account", field="replyTo")
+    raise InvalidInput("replyTo: only messages and question tasks addressed to 'human' can be answered",
+                       field="replyTo")
 
 
 def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -> dict[str, Any]:
@@ -85,36 +95,3 @@ def _answered_task(task: dict[str, Any], text: str, message_id: str, now: str) -
                "completedBy": HUMAN, "completedAt": now, "completedStatus": "SUCCESS", "result": text,
                "answer": text, "answeredAt": now, "answerMessageId": message_id}
     return changes
-
-
-def deliver_app_answer(rt: Runtime, tenant_id: str, collection: str, item_id: str) -> bool:
-    """An answer the app wrote straight into Firestore (the rules allow exactly `answer` and
-    `answeredAt`, once) is delivered like one sent through `reply`: a RESULT to the asker and,
-    for a question task, its completion. Run by the trigger on those documents; idempotent
-    (`answerMessageId` marks it delivered), so redeliveries and unrelated writes do nothing."""
-    now = rt.clock.iso()
-    path = tenant_path(tenant_id, collection, item_id)
-
-    def apply(tx: Changes) -> str | None:
-        item = tx.get(path)
-        if item is None or item.get("target") != HUMAN or not item.get("answer") or item.get("answerMessageId"):
-            return None
-        is_task = collection == "tasks"
-        if is_task and (item.get("type") != TaskType.QUESTION.value or item["status"] != TaskStatus.CREATED.value):
-            return None
-        message_path, doc = _answer_message(rt, tenant_id, item["source"], item["answer"], item_id,
-                                            item.get("threadId"), now)
-        if is_task:
-            changes = _answered_task(item, item["answer"], doc["messageId"], now)
-            changes["answeredAt"] = item.get("answeredAt") or now
-        else:
-            changes = {"answerMessageId": doc["messageId"], "delivered": True,
-                       "deliveredAt": item.get("deliveredAt") or now}
-        tx.update(path, changes)
-        tx.create(message_path, doc)
-        tx.emit(MessagesDelivered(tenant_id, targets=[item["source"]]))
-        if is_task:
-            tx.emit(TaskFinished(tenant_id, task_id=item_id, status=TaskStatus.COMPLETED.value))
-        return str(item["source"])
-
-    return transact(rt, apply) is not None

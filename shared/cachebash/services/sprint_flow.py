@@ -9,9 +9,10 @@ Two handlers, both idempotent:
   contend. Claims and progress are not copied: get_sprint reads them from the task, so
   they cost no extra write (and, in the cloud, no extra event).
 - `on_story_changed` (StoryChanged, emitted when a story finished or was retried; in the
-  cloud the story's own write triggers it): `release()` reads the sprint and all its stories in one transaction, creates
-  the task of every story that is unlocked but has none yet, marks those stories released
-  and tells the stories' targets, or completes the sprint when every story is finished.
+  cloud published to the `sprint_waves` function): `release()` reads the sprint and all its
+  stories in one transaction, creates the task of every story that is unlocked but has none
+  yet, marks those stories released and tells the stories' targets, or completes the sprint
+  when every story is finished.
 
 Exactly once: a story counts as released when its document holds the task id of its current
 run, and the transaction that decides to release it also writes that id. Two releases racing
@@ -20,9 +21,9 @@ finds it released. Never missed: every finish commits before its release runs, s
 release that runs after the last finish of a wave sees the whole wave finished; and should a
 release fail, the event's outbox entry is delivered again by the sweeper; and `repair`, run
 by the sweeper too, brings any story whose task finished in line with it (its event was lost
-before events were kept in the outbox) and hands out what that unlocks. In the cloud,
-a Firestore trigger on `tenants/{t}/sprints/{s}/stories/{id}` may call `release` directly;
-it writes nothing when nothing is due, so it cannot loop.
+before events were kept in the outbox) and hands out what that unlocks. No function is
+triggered by a story's write: stories are written when created, released and edited too, and
+each such write would start a release that finds nothing due.
 """
 
 from __future__ import annotations

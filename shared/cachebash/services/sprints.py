@@ -40,7 +40,7 @@ from cachebash.domain.sprints import (
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.store import Transaction
 from cachebash.services import claims, directory, story_claims
-from cachebash.services.events import StoryChanged, TaskFinished
+from cachebash.services.events import StoryChanged
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
 from cachebash.services.sprint_flow import (
@@ -167,8 +167,8 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         closed = None
         if task is not None and task_changes:
             closed = {**task, **lapse, **task_changes}
+            # No TaskFinished: the story it would sync is written right here (sprint_sync would find nothing).
             tx.update(task_path(caller.tenant_id, closed["taskId"]), {**lapse, **task_changes})
-            tx.emit(TaskFinished(caller.tenant_id, task_id=closed["taskId"], status=closed["status"]))
         if unlock_may_follow(changes):
             tx.emit(StoryChanged(caller.tenant_id, sprint_id=cmd.sprintId, story_id=cmd.storyId))
         return story, changes, closed, False
@@ -320,8 +320,7 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
         changes, out = close_sprint(tx, rt, caller.tenant_id, sprint, stories, programs, now, status,
                                     caller.program_id, cmd.reason)
         out = out.merge(_tell_running(tx, rt, caller, sprint, cmd.reason, running, programs, now))
-        for task in cancelled:
-            tx.emit(TaskFinished(caller.tenant_id, task_id=task["taskId"], status=task["status"]))
+        # No TaskFinished for the cancelled tasks: their sprint is closed here, so sprint_sync would find nothing.
         announce(tx, caller.tenant_id, out)
         return {**sprint, **changes}, out, cancelled, running
 

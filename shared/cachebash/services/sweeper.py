@@ -1,8 +1,8 @@
 """Periodic housekeeping: take back expired leases, close expired tasks, deliver again the
-events whose delivery failed (the outbox), bring sprints in line with their tasks, close
-expired messages, send the "N more waiting" pushes, and delete what nobody can use any more
-(delivered messages, spent group records, idempotency records, old push logs and counters),
-so storage does not grow for ever.
+events whose delivery failed (the outbox), apply the phone's answers whose trigger failed,
+bring sprints in line with their tasks, close expired messages, send the "N more waiting"
+pushes, and delete what nobody can use any more (delivered messages, spent group records,
+idempotency records, old push logs and counters), so storage does not grow for ever.
 
 Embedded, a timer in the server process calls `sweep`; in the cloud the scheduled
 `sweeper` function does. Each step is its own small transaction that re-checks the
@@ -21,7 +21,7 @@ from typing import Any
 from cachebash.domain.messages import DELIVERED_RETENTION_SECONDS
 from cachebash.domain.task_states import Phase
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import claims, idempotency, interrupts, outbox, relay, sprint_flow
+from cachebash.services import app_answers, claims, idempotency, interrupts, outbox, relay, sprint_flow
 from cachebash.services.runtime import Runtime, tenant_path
 
 BATCH = 200
@@ -54,11 +54,12 @@ def tenant_ids(rt: Runtime) -> list[str]:
 
 def sweep(rt: Runtime) -> dict[str, int]:
     counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "eventsRedelivered": 0,
-              "sprintsRepaired": 0, "messagesExpired": 0, "pushSummaries": 0,
+              "answersApplied": 0, "sprintsRepaired": 0, "messagesExpired": 0, "pushSummaries": 0,
               **{purge.count: 0 for purge in PURGES}}
     for tenant_id in tenant_ids(rt):
         _tasks(rt, tenant_id, counts)
         counts["eventsRedelivered"] += outbox.redeliver(rt, tenant_id)
+        counts["answersApplied"] += app_answers.apply_pending(rt, tenant_id)
         counts["sprintsRepaired"] += sprint_flow.repair(rt, tenant_id)
         counts["messagesExpired"] += _batches(partial(relay.close_expired, rt, tenant_id, BATCH))
         counts["pushSummaries"] += interrupts.summarize(rt, tenant_id)
