@@ -12,7 +12,7 @@ from cachebash.domain.sprints import FINISHED, OPEN, StoryState, StoryStatus, cu
 
 _STORY_FIELDS = (
     "storyId", "title", "wave", "status", "dependencies", "target", "taskId", "run", "claimedBy", "progress",
-    "currentAction", "unlockedAt", "startedAt", "completedAt", "lastError", "maxRetries", "autoRetries",
+    "currentAction", "unlockedAt", "startedAt", "completedAt", "lastError", "heldReason", "maxRetries", "autoRetries",
 )
 
 
