@@ -33,6 +33,9 @@ class Runtime:
     away_seconds: float = AWAY_SECONDS
     #: The plan (domain.plans preset) of a tenant that has none stored: self-hosted embedded, free in the cloud.
     default_plan: str = EMBEDDED_DEFAULT
+    #: Whether the owner API may change the tenant's own plan: embedded the owner is the operator;
+    #: in the cloud a plan is billing, changed by the operator (`cachebash plan set` on Firestore).
+    owner_sets_plan: bool = True
     #: services/plans' short cache of tenants' plans: kept on the runtime, so two runtimes (tests,
     #: a CLI beside a server) never see each other's entries, as they could under an id() key.
     plan_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
