@@ -303,6 +303,56 @@ def test_racing_creators_at_499_of_500_admit_exactly_one(
     print(f"{RACERS} racers on {backend}: {elapsed:.2f} s")
 
 
+@pytest.mark.real_transactions
+def test_creators_racing_a_sprint_unlock_share_one_count(
+        runtime: Runtime, team: dict[str, Caller], store_factory: Callable[[], Store], clock: ManualClock) -> None:
+    """At 497 of 500 with a sprint's wave 2 (two stories) unlocking as eight creators race it:
+    three get in, whichever they are, and the count ends at exactly 500."""
+    limit(runtime)
+    sprint_id = sprint(runtime, team["lead"], TWO_WAVES)
+    claims.claim_task(runtime, team["b1"], ClaimTask(taskId=f"{sprint_id}:s1:1"))
+    runtime.store.run_transaction(lambda tx: tx.set(quota.month_path(T, "2026-01"), {"tasks": 497}))
+    barrier = threading.Barrier(9)
+    created: list[str] = []
+    others: list[BaseException] = []
+
+    def creator(i: int) -> None:
+        rt = embedded_runtime(store_factory(), clock)
+        try:
+            barrier.wait()
+            created.append(create(rt, team["lead"], title=f"racer {i}")["taskId"])
+        except LimitExceeded:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            others.append(exc)
+        finally:
+            rt.store.close()
+
+    def finisher() -> None:
+        rt = embedded_runtime(store_factory(), clock)
+        try:
+            barrier.wait()
+            claims.complete_task(rt, team["b1"], parse(CompleteTask, {"taskId": f"{sprint_id}:s1:1",
+                                                                      "completed_status": "SUCCESS"}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            others.append(exc)
+        finally:
+            rt.store.close()
+
+    threads = [threading.Thread(target=creator, args=(i,)) for i in range(8)] + [threading.Thread(target=finisher)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert others == []
+    sweeper.sweep(runtime)  # whatever the race left held stays held: the month is full
+    stories = story_views(runtime, team["lead"], sprint_id)
+    released = [sid for sid in ("s2", "s3") if stories[sid].get("taskId")]
+    assert len(created) + len(released) == 3, (created, released)
+    assert all(stories[sid].get("heldReason") for sid in ("s2", "s3") if sid not in released)
+    assert counters(runtime)["tasksThisMonth"] == 500 and task_count(runtime) == 1 + len(created) + len(released)
+
+
 def test_set_plan_applies_at_once_in_this_process(runtime: Runtime) -> None:
     assert plans.plan_of(runtime, T).name == "self-hosted"
     done = plans.set_plan(runtime, T, name="pro", overrides={"monthly_tasks": 9})
