@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from cachebash.bootstrap import embedded_runtime
+from cachebash.bootstrap import cloud_runtime, embedded_runtime
+from cachebash.config import Settings
 from cachebash.interface import owner_api
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Store
@@ -43,8 +45,17 @@ def test_the_owner_reads_changes_and_meets_the_plan(owner: Owner) -> None:
     assert owner.get("/plan")["usage"]["tasksThisMonth"] == 1
 
 
+def test_the_cloud_runtime_defaults_to_free_and_keeps_plans_from_the_owner(tmp_path: Path) -> None:
+    rt = cloud_runtime(Settings(data_dir=tmp_path, bus="inprocess", notifier="log"))
+    try:
+        assert (rt.default_plan, rt.owner_sets_plan) == ("free", False)
+        assert embedded_runtime(rt.store).owner_sets_plan is True
+    finally:
+        rt.store.close()
+
+
 def test_in_the_cloud_the_owner_reads_the_plan_but_may_not_change_it(store: Store, clock: ManualClock) -> None:
-    """The cloud's runtime (bootstrap.cloud_runtime) clears `owner_sets_plan`; the route table is the same."""
+    """As the cloud's runtime (above) has it; the route table is the same."""
     rt = embedded_runtime(store, clock)
     rt.default_plan, rt.owner_sets_plan = "free", False
     shown = owner_api.dispatch(rt, "t1", owner_api.OwnerRequest("GET", "/plan"))
