@@ -108,7 +108,10 @@ def read(tx: Transaction, rt: Runtime, tenant_id: str) -> Counters:
 def admit_some(tx: Transaction, rt: Runtime, tenant_id: str,
                tasks: Sequence[dict[str, Any]]) -> tuple[int, LimitExceeded | None]:
     """Admit `tasks` in order while the plan allows; count and mark those admitted. Returns how
-    many were (the first n: the caller writes only those) and why the next one was not."""
+    many were (the first n: the caller writes only those) and why the next one was not. With no
+    tasks it reads nothing, so a transaction that creates none never locks the counters."""
+    if not tasks:
+        return 0, None
     counters = read(tx, rt, tenant_id)
     monthly = 0
     refused: LimitExceeded | None = None
