@@ -166,6 +166,18 @@ def test_a_held_story_goes_out_when_the_month_turns(runtime: Runtime, team: dict
     assert story_views(runtime, team["lead"], sprint_id)["s2"]["taskId"] == f"{sprint_id}:s2:1"
 
 
+def test_a_held_story_decided_by_hand_shows_no_reason(runtime: Runtime, team: dict[str, Caller]) -> None:
+    limit(runtime, monthly_tasks=1)
+    sprint_id = sprint(runtime, team["lead"], TWO_WAVES[:2])
+    finish(runtime, team["b1"], f"{sprint_id}:s1:1")
+    assert story_views(runtime, team["lead"], sprint_id)["s2"]["heldReason"]
+    sprints.update_sprint_story(runtime, team["lead"], parse(UpdateSprintStory, {"sprintId": sprint_id,
+                                                                                "storyId": "s2", "status": "skipped"}))
+    view = sprints.get_sprint(runtime, team["lead"], SprintRef(sprintId=sprint_id))
+    assert "heldReason" not in story_views(runtime, team["lead"], sprint_id)["s2"]
+    assert view["sprint"]["status"] == "completed" and task_count(runtime) == 1
+
+
 def test_a_sprint_whose_first_wave_is_over_quota_is_refused_whole(runtime: Runtime, team: dict[str, Caller]) -> None:
     limit(runtime, monthly_tasks=1)
     with pytest.raises(LimitExceeded) as refused:
