@@ -142,7 +142,9 @@ def cloud_runtime(settings: Settings | None = None, clock: Clock | None = None) 
 
         notifier = FcmNotifier()
     settings = replace(settings, default_plan=settings.default_plan or CLOUD_DEFAULT)
-    return build_runtime(settings, bus=bus, notifier=notifier, clock=clock)
+    runtime = build_runtime(settings, bus=bus, notifier=notifier, clock=clock)
+    runtime.owner_sets_plan = False
+    return runtime
 
 
 def pubsub_topics() -> frozenset[str]:

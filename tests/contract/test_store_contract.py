@@ -230,6 +230,17 @@ def test_equality_range_and_array_filters(queue: Store) -> None:
     assert ids(queue.query(Query(TASKS).order("createdAt", descending=True).take(2))) == ["b", "c"]
 
 
+def test_count_matches_the_query_and_stops_at_its_limit(queue: Store) -> None:
+    """The inbox limit counts without reading the documents (services/limits)."""
+    seen: list[Query] = []
+    queue.observers.append(seen.append)
+    assert queue.count(queue_query()) == 5
+    assert queue.count(queue_query().take(3)) == 3
+    assert queue.count(Query(TASKS).where("target", "==", "builder").order("createdAt")) == 3
+    assert queue.count(Query(TASKS).where("target", "==", "nobody")) == 0
+    assert len(seen) == 4, "counts are observed like queries, so the index guard checks them"
+
+
 def test_tenants_are_separate_collections(queue: Store) -> None:
     assert ids(queue.query(Query("tenants/t2/tasks"))) == ["zz"]
     assert "zz" not in ids(queue.query(Query(TASKS)))

@@ -130,6 +130,8 @@ def seed(server: Firestore, uid: str) -> None:
         f"{t}/idempotency/h1": {"response": {}},
         f"{t}/push_log/l1": {"status": "sent"},
         f"{t}/push_usage/h1": {"count": 1},
+        f"{t}/settings/plan": {"name": "free", "overrides": {}},
+        f"{t}/quota/2026-01": {"tasks": 1},
         f"keys/hash-of-{uid}": {"tenantId": uid, "programId": "builder", "active": True},
     }
     assert server.write_all(docs) == OK
@@ -143,7 +145,7 @@ def owner(server: Firestore, uid: str) -> Firestore:
 
 READABLE = ["tasks/plain", "messages/query", "multicasts/m1", "sprints/s1", "sprints/s1/stories/st1",
             "programs/builder", "program_state/builder", "sessions/sess1"]
-SERVER_ONLY = ["idempotency/h1", "push_log/l1", "push_usage/h1", "devices/phone"]
+SERVER_ONLY = ["idempotency/h1", "push_log/l1", "push_usage/h1", "devices/phone", "settings/plan", "quota/2026-01"]
 
 
 def test_owner_reads_the_tenants_coordination_data(owner: Firestore, uid: str) -> None:

@@ -154,6 +154,11 @@ class FirestoreStore(Store):
         self.observe(query)
         return [_doc(query, snap) for snap in self._native(query).stream()]
 
+    def count(self, query: Query) -> int:
+        self.observe(query)
+        found = self._native(query).count().get()
+        return int(found[0][0].value)
+
     def listen(self, query: Query, on_changes: OnChanges) -> Listening:
         from cachebash.adapters.firestore_watch import FirestoreListening
 

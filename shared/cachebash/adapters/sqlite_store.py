@@ -115,6 +115,15 @@ class SqliteStore(Store):
         with self._lock:
             return _run_query(self._conn, query)
 
+    def count(self, query: Query) -> int:
+        self.observe(query)
+        where, params = _where(query)
+        limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
+        with self._lock:
+            row = self._conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM docs WHERE {where}{limit})",
+                                     params).fetchone()
+        return int(row[0])
+
     # Used by the transaction, under the store's lock.
     def _get_many(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
         found: list[dict[str, Any] | None] = []

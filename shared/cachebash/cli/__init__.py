@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from cachebash import __version__
-from cachebash.cli import connect, doctor, keys, serve, tools, watch
+from cachebash.cli import connect, doctor, keys, plan, serve, tools, watch
 from cachebash.cli.common import CliError, add_place
 from cachebash.config import LOG_LEVELS, SettingsError
 from cachebash.domain.errors import CacheBashError
@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     serve_p.set_defaults(func=serve.cmd_serve)
     connect.register(sub)
     keys.register(sub)
+    plan.register(sub)
     watch.register(sub)
     doctor.register(sub)
     tools.register(sub)

@@ -57,7 +57,9 @@ def runtime(config: Settings) -> Runtime:
     from cachebash.cli.checks import check_store
 
     check_store(config)
-    return embedded_runtime(open_store(config), policy=config.policy)
+    runtime = embedded_runtime(open_store(config), policy=config.policy)
+    runtime.default_plan = config.default_plan or runtime.default_plan  # CACHEBASH_PLAN, as the server reads it
+    return runtime
 
 
 def base_url(config: Settings) -> str:

@@ -35,6 +35,8 @@ class Code(StrEnum):
     ALREADY_ANSWERED = "ALREADY_ANSWERED"
     KEY_LIMIT = "KEY_LIMIT"
     KEY_REVOKED = "KEY_REVOKED"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     CSRF = "CSRF"
     CONTENTION = "CONTENTION"
     INTERNAL = "INTERNAL"
@@ -102,6 +104,14 @@ class Conflict(CacheBashError):
     """The request was well formed but the thing it acts on is in the wrong state."""
 
     code = Code.CONFLICT
+
+
+class LimitExceeded(CacheBashError):
+    """The tenant's plan (domain/plans.py) allows no more of this: the monthly task quota
+    (`QUOTA_EXCEEDED`) or one of the tier limits (`LIMIT_EXCEEDED`). Nothing was written; the
+    details name the plan, the limit and what to do (wait for `resetsAt`, or raise the plan)."""
+
+    code = Code.LIMIT_EXCEEDED
 
 
 class Unauthenticated(CacheBashError):

@@ -12,7 +12,7 @@ from cachebash.domain.sprints import FINISHED, OPEN, StoryState, StoryStatus, cu
 
 _STORY_FIELDS = (
     "storyId", "title", "wave", "status", "dependencies", "target", "taskId", "run", "claimedBy", "progress",
-    "currentAction", "unlockedAt", "startedAt", "completedAt", "lastError", "maxRetries", "autoRetries",
+    "currentAction", "unlockedAt", "startedAt", "completedAt", "lastError", "heldReason", "maxRetries", "autoRetries",
 )
 
 
@@ -36,6 +36,8 @@ def story_view(story: Mapping[str, Any], task: Mapping[str, Any] | None,
     holds it, whether work started and how far it got are read from the task here, so claims
     and progress reports cost no extra write."""
     view = {k: story[k] for k in _STORY_FIELDS if story.get(k) is not None}
+    if story["status"] not in OPEN:
+        view.pop("heldReason", None)  # held by the plan once; decided by hand since
     if task is not None:
         view["taskStatus"] = task.get("status")
     if task is not None and story["status"] in OPEN:

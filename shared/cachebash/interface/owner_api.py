@@ -25,6 +25,7 @@ from cachebash.domain.errors import (
     Contention,
     Forbidden,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     Unauthenticated,
 )
@@ -33,13 +34,15 @@ from cachebash.domain.messages import MessageType, SendMessage
 from cachebash.domain.programs import CreateKey
 from cachebash.domain.sprints import SprintRef, UpdateSprintStory
 from cachebash.domain.tasks import Action, CreateTask, Priority, TaskType
+from cachebash.interface import plan_api
 from cachebash.interface.client_configs import shown_once
 from cachebash.services import fleet, inbox, keys, owner_tasks, relay, replies, sprint_board, sprints, tasks
 from cachebash.services.owner_tasks import owner_caller
 from cachebash.services.runtime import Runtime
 
 PREFIX = "/v1/owner"
-_STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Contention: 503}
+_STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, LimitExceeded: 429,
+           Contention: 503}
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, bool]] = [(m, re.compile(f"^{p
      lambda rt, t, r, m: shown_once(keys.rotate_tenant_key(rt, t, m["id"]), r.mcp_url), False),
     ("POST", "/devices", _register_device, False),
     ("GET", "/usage", _usage, True),
+    ("GET", "/plan", lambda rt, t, r, m: plan_api.show(rt, t), True),
+    ("PUT", "/plan", lambda rt, t, r, m: plan_api.change(rt, t, _json(r.body)), False),
 ]]
 
 

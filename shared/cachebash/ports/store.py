@@ -219,6 +219,12 @@ class Store(ABC):
     @abstractmethod
     def query(self, query: Query) -> list[Doc]: ...
 
+    def count(self, query: Query) -> int:
+        """How many documents the query matches (set `take` to bound the work). Not transactional:
+        for limits that may be passed by as many as race them. Adapters count without reading
+        the documents where they can (Firestore: an aggregation, a read per 1,000 entries)."""
+        return len(self.query(query))
+
     def listen(self, query: Query, on_changes: OnChanges) -> Listening:
         """Push the query's changes to `on_changes` as other processes commit them, until closed.
         Only where `listens` is true; other stores are read again instead (a bounded poll)."""

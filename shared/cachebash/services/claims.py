@@ -43,7 +43,7 @@ from cachebash.domain.tasks import (
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import to_iso
 from cachebash.ports.store import Transaction
-from cachebash.services import activity, relay
+from cachebash.services import activity, quota, relay
 from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueued
 from cachebash.services.idempotency import run_once
 from cachebash.services.outbox import Changes, transact
@@ -340,6 +340,7 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
             changes.update(completedStatus=cmd.completed_status.value, completedAt=now, completedBy=caller.program_id,
                            leaseExpiresAt=None)
         changes = {**lapse, **changes, **fields}
+        quota.closing(tx, caller.tenant_id, [(task, {**task, **changes})])
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
@@ -425,6 +426,7 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
         if task is None or not lease_lapsed(task, now):
             return None
         settled, changes, notice = settle(rt, tenant_id, task, now)
+        quota.closing(tx, tenant_id, [(task, settled)])
         tx.update(path, changes)
         if notice:
             tx.set(*notice)
@@ -449,6 +451,7 @@ def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:
             return False
         changes = move(task, TaskEvent.EXPIRE, SYSTEM, now, f"ttl ran out at {task['expiresAt']}")
         changes.update(completedAt=now, completedStatus="EXPIRED")
+        quota.closing(tx, tenant_id, [(task, {**task, **changes})])
         tx.update(path, changes)
         tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return True

@@ -22,7 +22,6 @@ from cachebash.ports.store import Transaction
 from cachebash.services.runtime import Runtime, tenant_path
 
 CACHE_SECONDS = 5.0
-_cache: dict[tuple[int, str], tuple[float, Plan]] = {}
 _lock = threading.Lock()
 
 
@@ -31,15 +30,14 @@ def plan_path(tenant_id: str) -> str:
 
 
 def plan_of(rt: Runtime, tenant_id: str) -> Plan:
-    key = (id(rt), tenant_id)
     now = time.monotonic()
     with _lock:
-        hit = _cache.get(key)
+        hit = rt.plan_cache.get(tenant_id)
     if hit is not None and hit[0] > now:
-        return hit[1]
+        return hit[1]  # type: ignore[no-any-return]
     plan = plans.resolve(rt.store.get(plan_path(tenant_id)), rt.default_plan)
     with _lock:
-        _cache[key] = (now + CACHE_SECONDS, plan)
+        rt.plan_cache[tenant_id] = (now + CACHE_SECONDS, plan)
     return plan
 
 
@@ -71,5 +69,5 @@ def set_plan(rt: Runtime, tenant_id: str, *, name: str | None = None, overrides:
     doc = rt.store.run_transaction(write)
     plan = plans.resolve(doc, rt.default_plan)
     with _lock:
-        _cache[(id(rt), tenant_id)] = (time.monotonic() + CACHE_SECONDS, plan)
+        rt.plan_cache[tenant_id] = (time.monotonic() + CACHE_SECONDS, plan)
     return {"success": True, "tenantId": tenant_id, "plan": plan.to_dict(), "overrides": doc["overrides"]}

@@ -27,7 +27,7 @@ from cachebash.domain.messages import (
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.tasks import PRIORITY_RANK, Priority
 from cachebash.ports.store import Doc, Query, Transaction
-from cachebash.services import activity, cursors, interrupt_marks, interrupts
+from cachebash.services import activity, cursors, interrupt_marks, interrupts, limits
 from cachebash.services.directory import resolve_target
 from cachebash.services.events import MessagesDelivered, MulticastSent
 from cachebash.services.idempotency import run_once
@@ -47,6 +47,7 @@ def public(message: dict[str, Any]) -> dict[str, Any]:
 
 def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any]:
     caller.check_source(cmd.source)
+    limits.check_size(rt, caller.tenant_id, "message", cmd.message)
     target, is_group, members = resolve_target(rt, caller, cmd.target)
     now = rt.clock.iso()
     message_id = new_id()
@@ -63,15 +64,22 @@ def send_message(rt: Runtime, caller: Caller, cmd: SendMessage) -> dict[str, Any
     }
     if is_group:
         recipients = [m for m in members if m != caller.program_id]
+        full = limits.full_inboxes(rt, caller.tenant_id, recipients)
+        recipients = [m for m in recipients if m not in full]
         path = tenant_path(caller.tenant_id, "multicasts", message_id)
         doc = {**body, "multicastId": message_id, "group": target, "recipients": recipients}
         result: dict[str, Any] = {
             "success": True, "messageId": message_id, "multicastId": message_id, "target": target,
             "recipients": recipients,
         }
-        if not recipients:
+        if full:
+            result["inboxFull"] = full
+            result["warning"] = (f"not sent to {', '.join(full)}: their inboxes hold all the undelivered messages "
+                                 "the plan allows (max_inbox_undelivered)")
+        elif not recipients:
             result["warning"] = f"group '{target}' has no members besides you; nobody will receive this"
     else:
+        limits.check_inbox(rt, caller.tenant_id, target)
         path = tenant_path(caller.tenant_id, "messages", message_id)
         doc = {**body, "messageId": message_id, "target": target, "delivered": False}
         result = {"success": True, "messageId": message_id, "target": target, "recipients": [target]}

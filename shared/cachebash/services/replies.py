@@ -18,7 +18,7 @@ from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import TaskEvent, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
-from cachebash.services import activity
+from cachebash.services import activity, quota
 from cachebash.services.claims import move
 from cachebash.services.events import MessagesDelivered, TaskFinished
 from cachebash.services.outbox import Changes, transact
@@ -75,7 +75,9 @@ def answer_in(tx: Changes, rt: Runtime, tenant_id: str, reply_to: str, text: str
         return {"success": True, "answered": "message", "to": message["source"], "messageId": doc["messageId"]}
     if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
         path, doc = _answer_message(rt, tenant_id, task["source"], text, reply_to, task.get("threadId"), now)
-        tx.update(task_path, _answered_task(task, text, doc["messageId"], now))
+        changes = _answered_task(task, text, doc["messageId"], now)
+        quota.closing(tx, tenant_id, [(task, {**task, **changes})])
+        tx.update(task_path, changes)
         tx.create(path, doc)
         tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
         tx.emit(TaskFinished(tenant_id, task_id=reply_to, status=TaskStatus.COMPLETED.value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cachebash.domain.errors import Forbidden
 from cachebash.domain.plans import EMBEDDED_DEFAULT
@@ -33,6 +33,12 @@ class Runtime:
     away_seconds: float = AWAY_SECONDS
     #: The plan (domain.plans preset) of a tenant that has none stored: self-hosted embedded, free in the cloud.
     default_plan: str = EMBEDDED_DEFAULT
+    #: Whether the owner API may change the tenant's own plan: embedded the owner is the operator;
+    #: in the cloud a plan is billing, changed by the operator (`cachebash plan set` on Firestore).
+    owner_sets_plan: bool = True
+    #: services/plans' short cache of tenants' plans: kept on the runtime, so two runtimes (tests,
+    #: a CLI beside a server) never see each other's entries, as they could under an id() key.
+    plan_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
     #: Set once when the server begins to stop: waiting calls stop waiting and give their empty answer.

@@ -47,7 +47,7 @@ from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, S
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority, queue_rank
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import activity, directory
+from cachebash.services import activity, directory, quota
 from cachebash.services.events import MulticastSent, StoryChanged, TaskFinished, TaskQueued
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Runtime, new_id, tenant_path
@@ -125,19 +125,35 @@ def due_for_release(sprint: Mapping[str, Any], stories: Mapping[str, Mapping[str
 
 def write_release(tx: Transaction, rt: Runtime, tenant_id: str, sprint: Mapping[str, Any],
                   stories: Mapping[str, Mapping[str, Any]], due: Sequence[str], existing_tasks: set[str],
-                  programs: list[dict[str, Any]], now: str) -> tuple[dict[str, dict[str, Any]], Released]:
-    """Write the tasks and notices for `due` (all reads done); return each story's changes for the
-    caller to write, since a story being created must be written once, with them."""
+                  programs: list[dict[str, Any]], now: str,
+                  hold: bool = True) -> tuple[dict[str, dict[str, Any]], Released]:
+    """Write the tasks and notices for `due` (all reads but the quota's done); return each story's
+    changes for the caller to write, since a story being created must be written once, with them.
+
+    The plan admits the new tasks in story order (services/quota). Those over it are held: the
+    story stays unlocked without a task, `heldReason` says why, and the sweeper's `repair` hands
+    it out once the month turns or the plan allows more. With `hold=False` (a direct call:
+    create_sprint, add_story_to_sprint) the refusal is the call's error and nothing is written."""
     changes: dict[str, dict[str, Any]] = {}
     out = Released()
     by_target: dict[str, list[tuple[Mapping[str, Any], str]]] = {}
+    tasks = {sid: story_task(rt, sprint, stories[sid], now) for sid in due}
+    fresh = [task for task in tasks.values() if task["taskId"] not in existing_tasks]
+    admitted, refused = quota.admit_some(tx, rt, tenant_id, fresh)
+    if refused is not None and not hold:
+        raise refused
+    held = {task["storyId"] for task in fresh[admitted:]}
     for story_id in due:
-        story = stories[story_id]
-        task = story_task(rt, sprint, story, now)
+        story, task = stories[story_id], tasks[story_id]
+        if story_id in held:
+            if refused is not None and story.get("heldReason") != refused.message:
+                changes[story_id] = {"heldReason": refused.message, "updatedAt": now}
+            continue
         if task["taskId"] not in existing_tasks:
             tx.create(task_path(tenant_id, task["taskId"]), task)
             out.tasks.append((task["taskId"], task["target"]))
-        changes[story_id] = {"taskId": task["taskId"], "unlockedAt": story.get("unlockedAt") or now, "updatedAt": now}
+        changes[story_id] = {"taskId": task["taskId"], "unlockedAt": story.get("unlockedAt") or now, "updatedAt": now,
+                             "heldReason": None}
         by_target.setdefault(story["target"], []).append((story, task["taskId"]))
     for target, items in by_target.items():
         recipients = members_of(programs, target)

@@ -39,7 +39,7 @@ from cachebash.domain.sprints import (
 )
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.store import Transaction
-from cachebash.services import claims, directory, story_claims
+from cachebash.services import claims, directory, quota, story_claims
 from cachebash.services.events import StoryChanged
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
@@ -79,7 +79,8 @@ def create_sprint(rt: Runtime, caller: Caller, cmd: CreateSprint) -> dict[str, A
     def write(tx: Changes) -> Released:
         due = due_for_release(sprint, stories)
         programs = load_programs(tx, caller.tenant_id)
-        changes, out = write_release(tx, rt, caller.tenant_id, sprint, stories, due, set(), programs, now)
+        changes, out = write_release(tx, rt, caller.tenant_id, sprint, stories, due, set(), programs, now,
+                                     hold=False)
         tx.create(sprint_path(caller.tenant_id, sprint_id), sprint)
         for story_id, story in stories.items():
             tx.create(story_path(caller.tenant_id, sprint_id, story_id), {**story, **changes.get(story_id, {})})
@@ -163,6 +164,8 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
                 return story, {}, {**task, **lapse, **held}, True
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
+        if task is not None and task_changes:
+            quota.closing(tx, caller.tenant_id, [(task, {**task, **lapse, **task_changes})])
         tx.update(story_path(caller.tenant_id, cmd.sprintId, cmd.storyId), changes)
         closed = None
         if task is not None and task_changes:
@@ -275,7 +278,8 @@ def add_story_to_sprint(rt: Runtime, caller: Caller, cmd: AddStoryToSprint) -> d
         programs = load_programs(tx, caller.tenant_id)
         ids = [story_task_id(cmd.sprintId, sid, int(everything[sid]["run"])) for sid in due if sid != cmd.story.id]
         existing = set(read_tasks(tx, caller.tenant_id, ids))
-        changes, out = write_release(tx, rt, caller.tenant_id, sprint, everything, due, existing, programs, now)
+        changes, out = write_release(tx, rt, caller.tenant_id, sprint, everything, due, existing, programs, now,
+                                     hold=False)
         story.update(changes.pop(cmd.story.id, {}))
         tx.create(story_path(caller.tenant_id, cmd.sprintId, cmd.story.id), story)
         for sid, change in changes.items():
@@ -308,14 +312,14 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
         ids = [s["taskId"] for s in still_open if released(s)]
         tasks = list(read_tasks(tx, caller.tenant_id, ids).values())
         programs = load_programs(tx, caller.tenant_id)
-        cancelled, running = [], []
-        for task in tasks:
-            if task["status"] in ("created", "claimed"):
-                changes = close_task_changes(task, TaskEvent.CANCELLED, caller.program_id, now, "sprint cancelled")
-                tx.update(task_path(caller.tenant_id, task["taskId"]), changes)
-                cancelled.append({**task, **changes})
-            elif task["status"] in ACTIVE_TASK:
-                running.append(task)
+        closing = [(task, close_task_changes(task, TaskEvent.CANCELLED, caller.program_id, now, "sprint cancelled"))
+                   for task in tasks if task["status"] in ("created", "claimed")]
+        running = [task for task in tasks if task["status"] in ACTIVE_TASK and task["status"] != "claimed"]
+        quota.closing(tx, caller.tenant_id, [(task, {**task, **changes}) for task, changes in closing])
+        cancelled = []
+        for task, changes in closing:
+            tx.update(task_path(caller.tenant_id, task["taskId"]), changes)
+            cancelled.append({**task, **changes})
         status = SprintStatus.CANCELLED if cmd.cancel else SprintStatus.COMPLETED
         changes, out = close_sprint(tx, rt, caller.tenant_id, sprint, stories, programs, now, status,
                                     caller.program_id, cmd.reason)

@@ -43,6 +43,10 @@ def takes(caller: Caller, sprint: Mapping[str, Any], story: Mapping[str, Any], t
 def claim(rt: Runtime, task: dict[str, Any] | None, story: Mapping[str, Any], caller: Caller,
           cmd: UpdateSprintStory, now: str) -> dict[str, Any]:
     """The task's changes for the caller's claim (and its first progress report, if it gave one)."""
+    if task is None and story.get("heldReason"):
+        raise Conflict(f"story '{story['storyId']}' is unlocked but its task is held back by the plan: "
+                       f"{story['heldReason']}", code=Code.NOT_AVAILABLE_YET, field="storyId",
+                       heldReason=story["heldReason"])
     if task is None:
         raise Conflict(f"story '{story['storyId']}' has just unlocked and its task is still being created; call again "
                        f"in {RELEASE_RETRY_SECONDS} s", code=Code.NOT_AVAILABLE_YET, field="storyId",

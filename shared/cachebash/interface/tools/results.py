@@ -135,6 +135,7 @@ class Sent(Result):
     target: str
     recipients: list[str] = Field(description="Programs that get a copy.")
     multicastId: str | None = None
+    inboxFull: list[str] | None = Field(None, description="Group members left out: their inbox is full (plan limit).")
 
 
 class Inbox(Result):

@@ -21,7 +21,8 @@ TOOLS = [
         "create_task",
         "Hand work to another agent: queue a task for a program (e.g. 'builder') or a group (e.g. 'builders'). "
         "Put everything the claimer needs in `instructions`. Returns taskId. Your identity (source) comes from "
-        "your API key.",
+        "your API key. Counts against the tenant's plan: a monthly task quota (QUOTA_EXCEEDED says when it "
+        "resets) and a limit of open tasks (LIMIT_EXCEEDED); questions to 'human' do not count monthly.",
         CreateTask,
         tasks.create_task,
         output=results.TaskCreated,
