@@ -1,0 +1,247 @@
+"""Rate limits counted where every instance sees them (the store), at a small fraction of a
+transaction per call.
+
+Calls: each process leases a slice of a bucket (domain.rate_limits) from the bucket's document
+in one transaction and spends it locally, returning to the store only when the slice is used up
+or `LEASE_SECONDS` old. A slice doubles while the process uses it up in time (up to the
+bucket's `max_slice`) and halves when it goes stale, so a busy key costs one transaction per
+`max_slice` calls, and a process holds about `LEASE_SECONDS` of what it spends. What a stale
+slice still holds goes back to the bucket with the process's next lease (capped at the bucket's
+capacity), so a slow key is not starved by its own leftovers.
+
+The bound, over every instance together: a call spends a token taken from the store at most
+`LEASE_SECONDS` before, and tokens given back were outstanding in some slice, so in any window
+of T seconds a bucket admits at most `capacity + rate × (T + LEASE_SECONDS) + P × max_slice`
+calls (P: processes holding a slice of it as the window starts); an exact bucket admits
+`capacity + rate × T`. A refusal is remembered until the bucket will have a token again, so a
+flood of refused calls costs the store nothing.
+
+Waiting calls: a call that is about to wait (`wait_seconds`, nothing found at its first look)
+takes a slot in `tenants/{t}/rates/waiting-{keyId}` (`{"slots": {slotId: deadline}}`) in a
+transaction that refuses past the plan's `max_waiting_per_key`, and gives it back when it
+ends; a slot also lapses `WAIT_GRACE_SECONDS` after its deadline, so a crashed process cannot
+hold it for ever.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachebash.domain import rate_limits as rules
+from cachebash.domain.errors import RateLimited
+from cachebash.domain.rate_limits import Bucket
+from cachebash.ports.store import Transaction
+from cachebash.services.plans import plan_of
+from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
+
+#: A leased slice is spent within this long, or dropped.
+LEASE_SECONDS = 5.0
+#: A waiting slot outlives its call's deadline by this much before another call may take it.
+WAIT_GRACE_SECONDS = 30.0
+
+
+def rates_path(tenant_id: str, doc_id: str) -> str:
+    return tenant_path(tenant_id, "rates", doc_id)
+
+
+@dataclass
+class _Slice:
+    """The part of one bucket this process holds."""
+
+    tokens: int = 0
+    expires: float = 0.0
+    size: int = 1  # what the next lease asks for
+    refused_until: float = 0.0
+    leasing: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_lease(self, bucket: Bucket, now: float) -> tuple[int, int]:
+        """What to ask for, and the stale tokens to give back with it."""
+        if self.tokens == 0 and now < self.expires:
+            self.size = min(bucket.max_slice, self.size * 2)  # used up in time: take more
+        elif self.tokens > 0:
+            self.size = max(1, self.size // 2)  # went stale: take less
+        returned, self.tokens = self.tokens, 0
+        return min(self.size, bucket.max_slice), returned
+
+
+class _Budgets:
+    """What one process (one Runtime) holds: slices, its waiting slots, and what it counted."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.slices: dict[tuple[str, str], _Slice] = {}
+        self.waiting: dict[tuple[str, str], dict[str, float]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def slice(self, tenant_id: str, bucket_id: str) -> _Slice:
+        with self.lock:
+            return self.slices.setdefault((tenant_id, bucket_id), _Slice())
+
+    def try_spend(self, piece: _Slice, bucket: Bucket, now: float) -> bool:
+        """Spend a local token if the slice has one; refuse at once while a refusal holds."""
+        with self.lock:
+            if piece.refused_until > now:
+                self.counts["refusedLocally"] += 1
+                raise bucket.refusal(max(1, math.ceil(piece.refused_until - now)))
+            if piece.tokens > 0 and now < piece.expires:
+                piece.tokens -= 1
+                return True
+            return False
+
+    def granted(self, piece: _Slice, bucket: Bucket, granted: int, level: float, now: float) -> None:
+        with self.lock:
+            self.counts["leases"] += 1
+            if granted == 0:
+                retry = rules.retry_after(level, bucket)
+                piece.refused_until = now + ((1 - level) / bucket.per_second if bucket.per_minute else retry)
+                raise bucket.refusal(retry)
+            piece.tokens, piece.expires = granted - 1, now + LEASE_SECONDS
+
+    def give_back(self, tenant_id: str, buckets: list[Bucket]) -> None:
+        with self.lock:
+            for bucket in buckets:
+                self.slices[(tenant_id, bucket.id)].tokens += 1
+
+
+_registry: dict[int, tuple[weakref.ref[Runtime], _Budgets]] = {}
+_registry_lock = threading.Lock()
+
+
+def _budgets(rt: Runtime) -> _Budgets:
+    """This runtime's budgets: process-local state kept beside the runtime, never in it, and
+    dropped with it (a later runtime at the same address starts afresh)."""
+    key = id(rt)
+    with _registry_lock:
+        entry = _registry.get(key)
+        if entry is None or entry[0]() is not rt:
+            entry = (weakref.ref(rt, lambda _: _registry.pop(key, None)), _Budgets())
+            _registry[key] = entry
+        return entry[1]
+
+
+def _now(rt: Runtime) -> float:
+    return rt.clock.now().timestamp()
+
+
+def admit(rt: Runtime, caller: Caller) -> None:
+    """Spend one call of the caller's key and tenant, or raise RATE_LIMITED with nothing spent.
+    A caller without a key (the owner acting through services) is not an agent's call."""
+    if caller.key_id is not None:
+        _spend(rt, caller.tenant_id, rules.agent_buckets(plan_of(rt, caller.tenant_id), caller.key_id))
+
+
+def admit_owner(rt: Runtime, tenant_id: str) -> None:
+    """Spend one owner API call of the tenant (its own bucket, outside the fleet's ceiling)."""
+    _spend(rt, tenant_id, rules.owner_buckets(plan_of(rt, tenant_id)))
+
+
+def _spend(rt: Runtime, tenant_id: str, buckets: list[Bucket]) -> None:
+    if not buckets:
+        return
+    budgets, now, spent = _budgets(rt), _now(rt), []
+    try:
+        for bucket in buckets:
+            _take(rt, budgets, tenant_id, bucket, now)
+            spent.append(bucket)
+    except RateLimited:
+        budgets.give_back(tenant_id, spent)  # a refused call spends nothing
+        raise
+    budgets.counts["admitted"] += 1
+
+
+def _take(rt: Runtime, budgets: _Budgets, tenant_id: str, bucket: Bucket, now: float) -> None:
+    piece = budgets.slice(tenant_id, bucket.id)
+    if budgets.try_spend(piece, bucket, now):
+        return
+    with piece.leasing:  # one lease of a bucket at a time in this process; the others wait for it
+        if budgets.try_spend(piece, bucket, now):
+            return
+        with budgets.lock:
+            request, returned = piece.next_lease(bucket, now)
+        path = rates_path(tenant_id, bucket.id)
+        granted, level = rt.store.run_transaction(lambda tx: _lease(tx, path, bucket, request, returned, now))
+        budgets.granted(piece, bucket, granted, level, now)
+
+
+def _lease(tx: Transaction, path: str, bucket: Bucket, request: int, returned: int,
+           now: float) -> tuple[int, float]:
+    """Give back `returned` and take up to `request` whole tokens; a refusal writes nothing
+    (unless something was given back)."""
+    stored: Any = tx.get(path)
+    level = min(float(bucket.capacity), rules.level_at(stored, bucket, now) + returned)
+    granted = min(request, math.floor(level))
+    if granted > 0 or returned > 0:
+        tx.set(path, dict(rules.bucket_doc(bucket, level - granted, now)))
+    return granted, level
+
+
+class WaitingSlot:
+    """A waiting call's place among its key's `max_waiting_per_key`, counted in the store."""
+
+    def __init__(self, rt: Runtime, caller: Caller, wait_seconds: float) -> None:
+        self.rt, self.caller, self.wait_seconds = rt, caller, wait_seconds
+        self.id = new_id()
+        self.taken = False
+
+    def take(self) -> None:
+        """Hold a slot, or raise RATE_LIMITED (`limit: waiting`) when the key has its most."""
+        cap = plan_of(self.rt, self.caller.tenant_id).max_waiting_per_key
+        if cap is None or self.caller.key_id is None:
+            return
+        budgets, now, mine = _budgets(self.rt), _now(self.rt), (self.caller.tenant_id, self.caller.key_id)
+        with budgets.lock:
+            local = dict(budgets.waiting.get(mine, {}))
+        if len(local) >= cap:  # this process alone holds them all: no need to ask the store
+            raise rules.waiting_refusal(cap, _retry(local, now))
+        deadline, path = now + self.wait_seconds, rates_path(mine[0], f"waiting-{mine[1]}")
+        self.rt.store.run_transaction(lambda tx: _hold(tx, path, self.id, deadline, now, cap))
+        with budgets.lock:
+            budgets.waiting.setdefault(mine, {})[self.id] = deadline
+            budgets.counts["waitSlots"] += 1
+        self.taken = True
+
+    def release(self) -> dict[str, Any]:
+        if not self.taken:
+            return {}
+        self.taken = False
+        budgets, mine = _budgets(self.rt), (self.caller.tenant_id, str(self.caller.key_id))
+        with budgets.lock:
+            budgets.waiting.get(mine, {}).pop(self.id, None)
+        path, now = rates_path(mine[0], f"waiting-{mine[1]}"), _now(self.rt)
+        self.rt.store.run_transaction(lambda tx: _free(tx, path, self.id, now))
+        return {}
+
+
+def _live(stored: dict[str, Any] | None, now: float) -> dict[str, float]:
+    slots = dict((stored or {}).get("slots") or {})
+    return {slot: float(deadline) for slot, deadline in slots.items() if float(deadline) + WAIT_GRACE_SECONDS > now}
+
+
+def _retry(slots: dict[str, float], now: float) -> int:
+    return max(1, math.ceil(min(slots.values(), default=now) - now))
+
+
+def _hold(tx: Transaction, path: str, slot: str, deadline: float, now: float, cap: int) -> None:
+    slots = _live(tx.get(path), now)
+    if len(slots) >= cap:
+        raise rules.waiting_refusal(cap, _retry(slots, now))
+    tx.set(path, {"slots": {**slots, slot: deadline}})
+
+
+def _free(tx: Transaction, path: str, slot: str, now: float) -> None:
+    slots = _live(tx.get(path), now)
+    slots.pop(slot, None)
+    tx.set(path, {"slots": slots})
+
+
+def stats(rt: Runtime) -> dict[str, int]:
+    """What this process counted: calls admitted, leases (transactions on a bucket), refusals
+    answered without the store, waiting slots taken (each one transaction, and one to free it)."""
+    budgets = _budgets(rt)
+    with budgets.lock:
+        return {name: budgets.counts[name] for name in ("admitted", "leases", "refusedLocally", "waitSlots")}
