@@ -49,8 +49,8 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
         return found
 
     with runtime.signals.subscribe(caller.tenant_id, keys) as subscription:
-        result = await run(first_look)
-        try:
+        try:  # from the first look on: a call cancelled during it has taken its slot all the same
+            result = await run(first_look)
             while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
                 await subscription.wait(remaining)
                 result = await run(again)
