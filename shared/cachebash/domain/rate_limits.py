@@ -89,9 +89,14 @@ def bucket_doc(bucket: Bucket, level: float, now: float) -> BucketDoc:
     return {"level": level, "at": now, "perMinute": bucket.per_minute, "capacity": bucket.capacity}
 
 
-def retry_after(level: float, bucket: Bucket) -> int:
-    """Whole seconds (as HTTP's Retry-After takes them) until the bucket holds one token."""
-    return max(1, math.ceil((1 - level) / bucket.per_second)) if bucket.per_minute > 0 else 60
+def refill_seconds(level: float, bucket: Bucket, tokens: int = 1) -> float:
+    """Seconds until the bucket holds `tokens` (a minute for a bucket that never refills)."""
+    return max(0.0, (tokens - level) / bucket.per_second) if bucket.per_minute > 0 else 60.0
+
+
+def whole_seconds(seconds: float) -> int:
+    """As HTTP's Retry-After takes them: rounded up, at least 1."""
+    return max(1, math.ceil(seconds))
 
 
 def waiting_refusal(cap: int, retry: int) -> RateLimited:

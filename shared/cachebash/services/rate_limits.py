@@ -29,6 +29,7 @@ import math
 import threading
 import weakref
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,22 +86,30 @@ class _Budgets:
     def try_spend(self, piece: _Slice, bucket: Bucket, now: float) -> bool:
         """Spend a local token if the slice has one; refuse at once while a refusal holds."""
         with self.lock:
-            if piece.refused_until > now:
-                self.counts["refusedLocally"] += 1
-                raise bucket.refusal(max(1, math.ceil(piece.refused_until - now)))
             if piece.tokens > 0 and now < piece.expires:
                 piece.tokens -= 1
                 return True
+            if piece.refused_until > now:
+                self.counts["refusedLocally"] += 1
+                raise bucket.refusal(rules.whole_seconds(piece.refused_until - now))
             return False
 
-    def granted(self, piece: _Slice, bucket: Bucket, granted: int, level: float, now: float) -> None:
+    def keep(self, piece: _Slice, bucket: Bucket, lease: tuple[int, float], request: int,
+             now: float) -> RateLimited | None:
+        """Keep a lease and spend one of it, or refuse. Either way, once the slice is spent, refuse
+        without asking the store until the bucket holds what this process would next take (up to
+        a second of its rate), so a saturated bucket is leased about once a second per process
+        (Firestore sustains about one write a second to a document)."""
+        granted, level = lease
+        wanted = min(request, max(1, math.floor(bucket.per_second)))
         with self.lock:
-            self.counts["leases"] += 1
+            # The bucket as this lease left it: empty, then once the slice is spent nothing more until it refills.
+            left = level - granted
+            piece.refused_until = now + (rules.refill_seconds(left, bucket, wanted) if left < 1 else 0.0)
             if granted == 0:
-                retry = rules.retry_after(level, bucket)
-                piece.refused_until = now + ((1 - level) / bucket.per_second if bucket.per_minute else retry)
-                raise bucket.refusal(retry)
+                return bucket.refusal(rules.whole_seconds(piece.refused_until - now))
             piece.tokens, piece.expires = granted - 1, now + LEASE_SECONDS
+            return None
 
     def give_back(self, tenant_id: str, buckets: list[Bucket]) -> None:
         with self.lock:
@@ -143,41 +152,69 @@ def admit_owner(rt: Runtime, tenant_id: str) -> None:
 def _spend(rt: Runtime, tenant_id: str, buckets: list[Bucket]) -> None:
     if not buckets:
         return
-    budgets, now, spent = _budgets(rt), _now(rt), []
+    budgets, now = _budgets(rt), _now(rt)
+    spent: list[Bucket] = []
+    short: list[tuple[Bucket, _Slice]] = []
     try:
         for bucket in buckets:
-            _take(rt, budgets, tenant_id, bucket, now)
-            spent.append(bucket)
+            piece = budgets.slice(tenant_id, bucket.id)
+            if budgets.try_spend(piece, bucket, now):
+                spent.append(bucket)
+            else:
+                short.append((bucket, piece))
+        if short:
+            _lease_all(rt, budgets, tenant_id, short, now, spent)
     except RateLimited:
         budgets.give_back(tenant_id, spent)  # a refused call spends nothing
         raise
     budgets.counts["admitted"] += 1
 
 
-def _take(rt: Runtime, budgets: _Budgets, tenant_id: str, bucket: Bucket, now: float) -> None:
-    piece = budgets.slice(tenant_id, bucket.id)
-    if budgets.try_spend(piece, bucket, now):
-        return
-    with piece.leasing:  # one lease of a bucket at a time in this process; the others wait for it
-        if budgets.try_spend(piece, bucket, now):
+def _lease_all(rt: Runtime, budgets: _Budgets, tenant_id: str, short: list[tuple[Bucket, _Slice]], now: float,
+               spent: list[Bucket]) -> None:
+    """Lease every bucket the call found empty in one transaction (the key's and the tenant's
+    together), one lease of a bucket at a time in this process: the others wait for it and
+    spend from it. Locks are taken in the buckets' fixed order (key, tenant), so never crossed."""
+    with ExitStack() as held:
+        for _, piece in short:
+            held.enter_context(piece.leasing)
+        still: list[tuple[Bucket, _Slice]] = []
+        for bucket, piece in short:
+            if budgets.try_spend(piece, bucket, now):
+                spent.append(bucket)
+            else:
+                still.append((bucket, piece))
+        if not still:
             return
         with budgets.lock:
-            request, returned = piece.next_lease(bucket, now)
-        path = rates_path(tenant_id, bucket.id)
-        granted, level = rt.store.run_transaction(lambda tx: _lease(tx, path, bucket, request, returned, now))
-        budgets.granted(piece, bucket, granted, level, now)
+            asks = [piece.next_lease(bucket, now) for bucket, piece in still]
+            budgets.counts["leases"] += 1
+        paths = [rates_path(tenant_id, bucket.id) for bucket, _ in still]
+        leases = rt.store.run_transaction(lambda tx: _lease(tx, paths, [b for b, _ in still], asks, now))
+        refusals: list[RateLimited] = []
+        for (bucket, piece), lease, (request, _) in zip(still, leases, asks, strict=True):
+            refusal = budgets.keep(piece, bucket, lease, request, now)
+            if refusal is None:
+                spent.append(bucket)
+            else:
+                refusals.append(refusal)
+        if refusals:
+            raise refusals[0]
 
 
-def _lease(tx: Transaction, path: str, bucket: Bucket, request: int, returned: int,
-           now: float) -> tuple[int, float]:
-    """Give back `returned` and take up to `request` whole tokens; a refusal writes nothing
-    (unless something was given back)."""
-    stored: Any = tx.get(path)
-    level = min(float(bucket.capacity), rules.level_at(stored, bucket, now) + returned)
-    granted = min(request, math.floor(level))
-    if granted > 0 or returned > 0:
-        tx.set(path, dict(rules.bucket_doc(bucket, level - granted, now)))
-    return granted, level
+def _lease(tx: Transaction, paths: list[str], buckets: list[Bucket], asks: list[tuple[int, int]],
+           now: float) -> list[tuple[int, float]]:
+    """For each bucket: give back what a stale slice held, take up to the asked whole tokens.
+    A bucket that grants nothing is not written (unless something was given back)."""
+    stored: list[Any] = tx.get_all(paths)
+    leases = []
+    for path, doc, bucket, (request, returned) in zip(paths, stored, buckets, asks, strict=True):
+        level = min(float(bucket.capacity), rules.level_at(doc, bucket, now) + returned)
+        granted = min(request, math.floor(level))
+        if granted > 0 or returned > 0:
+            tx.set(path, dict(rules.bucket_doc(bucket, level - granted, now)))
+        leases.append((granted, level))
+    return leases
 
 
 class WaitingSlot:
@@ -223,7 +260,7 @@ def _live(stored: dict[str, Any] | None, now: float) -> dict[str, float]:
 
 
 def _retry(slots: dict[str, float], now: float) -> int:
-    return max(1, math.ceil(min(slots.values(), default=now) - now))
+    return rules.whole_seconds(min(slots.values(), default=now) - now)
 
 
 def _hold(tx: Transaction, path: str, slot: str, deadline: float, now: float, cap: int) -> None:
