@@ -55,7 +55,7 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
                 await subscription.wait(remaining)
                 result = await run(again)
         finally:
-            if slot.taken:
+            if slot.close():
                 with anyio.CancelScope(shield=True):  # a client gone away still frees its slot
                     await run(slot.release)
     return result

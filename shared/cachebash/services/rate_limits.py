@@ -218,12 +218,16 @@ def _lease(tx: Transaction, paths: list[str], buckets: list[Bucket], asks: list[
 
 
 class WaitingSlot:
-    """A waiting call's place among its key's `max_waiting_per_key`, counted in the store."""
+    """A waiting call's place among its key's `max_waiting_per_key`, counted in the store.
+
+    The call ends with `close()`, and gives the slot back if that says it holds one. A take
+    still running in a worker thread when its call was cancelled gives the slot back itself."""
 
     def __init__(self, rt: Runtime, caller: Caller, wait_seconds: float) -> None:
         self.rt, self.caller, self.wait_seconds = rt, caller, wait_seconds
         self.id = new_id()
-        self.taken = False
+        self.taken = self.closed = False
+        self._lock = threading.Lock()
 
     def take(self) -> None:
         """Hold a slot, or raise RATE_LIMITED (`limit: waiting`) when the key has its most."""
@@ -240,12 +244,22 @@ class WaitingSlot:
         with budgets.lock:
             budgets.waiting.setdefault(mine, {})[self.id] = deadline
             budgets.counts["waitSlots"] += 1
-        self.taken = True
+        with self._lock:
+            self.taken, abandoned = True, self.closed
+        if abandoned:
+            self.release()
+
+    def close(self) -> bool:
+        """The call is over: whether a slot is held (then `release` it)."""
+        with self._lock:
+            self.closed = True
+            return self.taken
 
     def release(self) -> dict[str, Any]:
-        if not self.taken:
-            return {}
-        self.taken = False
+        with self._lock:
+            if not self.taken:
+                return {}
+            self.taken = False
         budgets, mine = _budgets(self.rt), (self.caller.tenant_id, str(self.caller.key_id))
         with budgets.lock:
             budgets.waiting.get(mine, {}).pop(self.id, None)
