@@ -33,6 +33,7 @@ pytestmark = pytest.mark.anyio
 
 FREE = PRESETS["free"]  # 120 calls a minute (2 a second), bursts of 60; the tenant 1200 a minute (200 at once)
 SPECS = {spec.name: spec for spec in all_tools()}
+LEASE = rate_limits.LEASE_SECONDS
 
 
 @pytest.fixture
@@ -124,6 +125,18 @@ def test_a_busy_key_costs_a_lease_per_slice_not_per_call(runtime: Runtime, clock
     counted = rate_limits.stats(runtime)
     assert counted["admitted"] == 5000
     assert counted["leases"] <= 30, counted  # key and tenant slices: 1, 2, 4 ... up to 750 and 12500
+
+
+def test_an_instance_forgets_idle_slices_but_not_a_budget(free: Runtime, clock: ManualClock,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rate_limits, "PRUNE_AT", 8)
+    callers = [make_caller(free, f"k{i}") for i in range(12)]
+    for caller in callers:
+        assert _admitted(free, caller, 1) == 1
+        clock.advance(LEASE)  # each slice goes stale before the next key comes
+    assert len(rate_limits._budgets(free).slices) <= 8 + 1
+    flood = callers[0]
+    assert _admitted(free, flood, 100) == FREE.burst, "its bucket lives in the store: full again after a minute"
 
 
 # ---------------------------------------------------------------------------- two instances, one store

@@ -42,6 +42,8 @@ from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
 
 #: A leased slice is spent within this long, or dropped.
 LEASE_SECONDS = 5.0
+#: Slices kept in a process before the idle ones are forgotten.
+PRUNE_AT = 10_000
 #: A waiting slot outlives its call's deadline by this much before another call may take it.
 WAIT_GRACE_SECONDS = 30.0
 
@@ -79,9 +81,22 @@ class _Budgets:
         self.waiting: dict[tuple[str, str], dict[str, float]] = {}
         self.counts: Counter[str] = Counter()
 
-    def slice(self, tenant_id: str, bucket_id: str) -> _Slice:
+    def slice(self, tenant_id: str, bucket_id: str, now: float) -> _Slice:
         with self.lock:
-            return self.slices.setdefault((tenant_id, bucket_id), _Slice())
+            found = self.slices.get((tenant_id, bucket_id))
+            if found is None:
+                if len(self.slices) >= PRUNE_AT:
+                    self._prune(now)
+                found = self.slices[(tenant_id, bucket_id)] = _Slice()
+            return found
+
+    def _prune(self, now: float) -> None:
+        """Forget slices that hold nothing any more (spent or stale, no refusal pending), so a
+        long-lived instance serving many keys keeps only the busy ones."""
+        idle = [k for k, p in self.slices.items() if (p.tokens == 0 or p.expires <= now)
+                and p.refused_until <= now and not p.leasing.locked()]
+        for key in idle:
+            del self.slices[key]
 
     def try_spend(self, piece: _Slice, bucket: Bucket, now: float) -> bool:
         """Spend a local token if the slice has one; refuse at once while a refusal holds."""
@@ -114,7 +129,8 @@ class _Budgets:
     def give_back(self, tenant_id: str, buckets: list[Bucket]) -> None:
         with self.lock:
             for bucket in buckets:
-                self.slices[(tenant_id, bucket.id)].tokens += 1
+                if (piece := self.slices.get((tenant_id, bucket.id))) is not None:  # pruned: the token is lost
+                    piece.tokens += 1
 
 
 _registry: dict[int, tuple[weakref.ref[Runtime], _Budgets]] = {}
@@ -157,7 +173,7 @@ def _spend(rt: Runtime, tenant_id: str, buckets: list[Bucket]) -> None:
     short: list[tuple[Bucket, _Slice]] = []
     try:
         for bucket in buckets:
-            piece = budgets.slice(tenant_id, bucket.id)
+            piece = budgets.slice(tenant_id, bucket.id, now)
             if budgets.try_spend(piece, bucket, now):
                 spent.append(bucket)
             else:
