@@ -21,13 +21,13 @@ async def mcp(request: Any) -> Any:
 
 
 @functions_framework.http
-def keys(request: Any) -> tuple[dict[str, Any], int]:
+def keys(request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """HTTPS for the mobile app: create, list and revoke the signed-in owner's API keys."""
     return cloud.on_keys(request)
 
 
 @functions_framework.http
-def replies(request: Any) -> tuple[dict[str, Any], int]:
+def replies(request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """HTTPS for the mobile app: the human answers a question or a message."""
     return cloud.on_replies(request)
 

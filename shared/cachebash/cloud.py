@@ -85,15 +85,15 @@ def on_answer_created(cloud_event: Any) -> bool:
     return where is not None and apply(runtime(), *where) is not None
 
 
-def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int]:
-    from cachebash.interface import mobile_api
+def _mobile(endpoint_name: str, request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    from cachebash.interface import mobile_api, owner_api
 
     endpoint = getattr(mobile_api, endpoint_name)
     reply = endpoint(runtime(), verifier(), mobile_api.Request(
         method=request.method, path=request.path, authorization=request.headers.get("Authorization"),
         body=request.get_data(),
     ))
-    return reply.body, reply.status
+    return reply.body, reply.status, owner_api.headers(reply)
 
 
 @cache
@@ -130,9 +130,9 @@ async def on_mcp(request: Any) -> Any:
     return await mcp_function()(request)
 
 
-def on_keys(request: Any) -> tuple[dict[str, Any], int]:
+def on_keys(request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     return _mobile("keys_endpoint", request)
 
 
-def on_replies(request: Any) -> tuple[dict[str, Any], int]:
+def on_replies(request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     return _mobile("replies_endpoint", request)

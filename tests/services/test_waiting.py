@@ -22,7 +22,8 @@ from cachebash.ports.clock import SystemClock
 from cachebash.ports.signals import OWNER_KEY, Feed, Subscription, inbox_key, queue_key, revocation_key
 from cachebash.ports.store import Change, Doc, Store
 from cachebash.services import tasks, watching
-from cachebash.services.runtime import Runtime
+from cachebash.services.rate_limits import rates_path
+from cachebash.services.runtime import Caller, Runtime
 from support.callers import make_caller
 
 pytestmark = pytest.mark.anyio
@@ -76,7 +77,7 @@ async def test_a_wake_up_after_an_unannounced_revocation_claims_nothing(runtime:
     try:
         waiting = asyncio.create_task(run_tool(CLAIM_NEXT, runtime, make_runner(runtime), worker,
                                                parse(ClaimNext, {"wait_seconds": 10})))
-        await _until(lambda: _waiting(runtime) == 1)
+        await _until(lambda: _waiting(runtime) == 1 and _slot_held(runtime, worker))  # the first look is over
         runtime.store.run_transaction(lambda tx: tx.update(key_path, {"active": False, "revokedAt": "then"}))
         created = tasks.create_task(runtime, lead, parse(CreateTask, {"title": "after", "target": "builders"}))
         with pytest.raises(Unauthenticated, match="revoked at then; this call was waiting"):
@@ -146,6 +147,11 @@ async def test_many_waiters_of_a_tenant_share_one_listener(backend: str, store_f
         signals.close()
         listened.close()
         writer.close()
+
+
+def _slot_held(runtime: Runtime, caller: Caller) -> bool:
+    """Whether the call took its waiting slot, which it does right after an empty first look."""
+    return bool((runtime.store.get(rates_path(caller.tenant_id, f"waiting-{caller.key_id}")) or {}).get("slots"))
 
 
 def _waiting(runtime: Runtime) -> int:

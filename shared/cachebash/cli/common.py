@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cachebash.bootstrap import embedded_runtime, open_store
+from cachebash.bootstrap import build_runtime, open_store
 from cachebash.config import Settings, check_port
 from cachebash.services.keys import DEFAULT_TENANT
 from cachebash.services.runtime import Runtime
@@ -57,9 +57,7 @@ def runtime(config: Settings) -> Runtime:
     from cachebash.cli.checks import check_store
 
     check_store(config)
-    runtime = embedded_runtime(open_store(config), policy=config.policy)
-    runtime.default_plan = config.default_plan or runtime.default_plan  # CACHEBASH_PLAN, as the server reads it
-    return runtime
+    return build_runtime(config, store=open_store(config))  # every setting: the plan, away_seconds too
 
 
 def base_url(config: Settings) -> str:

@@ -39,6 +39,7 @@ class Code(StrEnum):
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     CSRF = "CSRF"
     CONTENTION = "CONTENTION"
+    RATE_LIMITED = "RATE_LIMITED"
     INTERNAL = "INTERNAL"
     # HTTP refusals before any tool runs (interface.refusals)
     BAD_REQUEST = "BAD_REQUEST"
@@ -127,3 +128,13 @@ class Contention(CacheBashError):
 
     def __init__(self, message: str, *, retry_after_seconds: float, **details: Any):
         super().__init__(message, retryAfterSeconds=retry_after_seconds, **details)
+
+
+class RateLimited(CacheBashError):
+    """Over a rate limit (domain.rate_limits): the call was not run. `limit` says which one
+    (`key`, `tenant`, `owner` or `waiting`); the same call may be made after `retryAfterSeconds`."""
+
+    code = Code.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after_seconds: int, limit: str, **details: Any):
+        super().__init__(message, retryAfterSeconds=retry_after_seconds, limit=limit, **details)

@@ -59,9 +59,7 @@ def _json_reply(reply: Reply) -> Response:
     body = reply.body
     if reply.status == 200:
         body = {**body, "version": version_of(body)}
-    headers = {"Cache-Control": "no-store"}
-    if reply.status == 503 and (retry := body.get("error", {}).get("retryAfterSeconds")):
-        headers["Retry-After"] = str(retry)
+    headers = {"Cache-Control": "no-store", **owner_api.headers(reply)}
     return Response(json.dumps(body, allow_nan=False), status_code=reply.status, media_type="application/json",
                     headers=headers)
 
@@ -123,7 +121,7 @@ class ConsoleRoutes:
             while reply.status == 200 and version_of(reply.body) == seen and not self.runtime.closing.is_set() \
                     and (remaining := deadline - time.monotonic()) > 0:
                 await changes.wait(min(remaining, LOOK_AGAIN_SECONDS))
-                reply = await self._run(owner_api.dispatch, self.runtime, tenant_id, req)
+                reply = await self._run(lambda: owner_api.dispatch(self.runtime, tenant_id, req, count=False))
         return reply
 
     async def session(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ from cachebash.domain.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    RateLimited,
     Unauthenticated,
 )
 from cachebash.domain.inputs import ID_PATTERN, Input, LongText, Name, ShortText, parse
@@ -38,11 +39,12 @@ from cachebash.interface import plan_api
 from cachebash.interface.client_configs import shown_once
 from cachebash.services import fleet, inbox, keys, owner_tasks, relay, replies, sprint_board, sprints, tasks
 from cachebash.services.owner_tasks import owner_caller
+from cachebash.services.rate_limits import admit_owner
 from cachebash.services.runtime import Runtime
 
 PREFIX = "/v1/owner"
 _STATUS = {InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, LimitExceeded: 429,
-           Contention: 503}
+           RateLimited: 429, Contention: 503}
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,19 @@ def error_reply(exc: CacheBashError) -> Reply:
     return Reply(status_of(exc), {"success": False, "error": exc.to_dict()})
 
 
-def dispatch(rt: Runtime, tenant_id: str, req: OwnerRequest) -> Reply:
-    """Run one owner request for an already authenticated tenant."""
+def headers(reply: Reply) -> dict[str, str]:
+    """Retry-After on a refusal that says when to come back (429 over a rate limit, 503 contention)."""
+    retry = reply.body.get("error", {}).get("retryAfterSeconds") if reply.status in (429, 503) else None
+    return {"Retry-After": str(retry)} if retry else {}
+
+
+def dispatch(rt: Runtime, tenant_id: str, req: OwnerRequest, *, count: bool = True) -> Reply:
+    """Run one owner request for an already authenticated tenant; `count=False` for the later
+    looks of a long poll, which counts once against the owner's rate limit."""
     try:
         handler, match, _ = route(req)
+        if count:
+            admit_owner(rt, tenant_id)
         return Reply(200, handler(rt, tenant_id, req, match))
     except CacheBashError as exc:
         return error_reply(exc)

@@ -10,8 +10,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 from cachebash.interface.tools import ToolSpec
-from cachebash.services import presence, revocation
+from cachebash.services import presence, rate_limits, revocation
 from cachebash.services.runtime import Caller, Runtime
 
 Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
@@ -29,14 +31,31 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
         revocation.check(runtime, caller)  # in the same worker hop as the look: one read more
         return once()
 
+    def first() -> dict[str, Any]:  # a call counts once against its rate limits, however long it waits
+        rate_limits.admit(runtime, caller)
+        return once()
+
     wait = float(getattr(cmd, "wait_seconds", 0) or 0)
     if spec.wait_keys is None or wait <= 0 or runtime.signals is None:
-        return await run(once)
+        return await run(first)
     deadline = time.monotonic() + wait
     keys = [*spec.wait_keys(caller, cmd), *revocation.wait_keys(caller)]
+    slot = rate_limits.WaitingSlot(runtime, caller, wait)
+
+    def first_look() -> dict[str, Any]:
+        found = first()
+        if _empty(found):
+            slot.take()  # about to wait: one of the key's max_waiting_per_key, or RATE_LIMITED
+        return found
+
     with runtime.signals.subscribe(caller.tenant_id, keys) as subscription:
-        result = await run(once)
-        while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
-            await subscription.wait(remaining)
-            result = await run(again)
+        try:  # from the first look on: a call cancelled during it has taken its slot all the same
+            result = await run(first_look)
+            while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
+                await subscription.wait(remaining)
+                result = await run(again)
+        finally:
+            if slot.close():
+                with anyio.CancelScope(shield=True):  # a client gone away still frees its slot
+                    await run(slot.release)
     return result

@@ -1,0 +1,314 @@
+"""Rate limits counted where every instance sees them (the store), at a small fraction of a
+transaction per call.
+
+Calls: each process leases a slice of a bucket (domain.rate_limits) from the bucket's document
+in one transaction and spends it locally, returning to the store only when the slice is used up
+or `LEASE_SECONDS` old. A slice doubles while the process uses it up in time (up to the
+bucket's `max_slice`) and halves when it goes stale, so a busy key costs one transaction per
+`max_slice` calls, and a process holds about `LEASE_SECONDS` of what it spends. What a stale
+slice still holds goes back to the bucket with the process's next lease (capped at the bucket's
+capacity), so a slow key is not starved by its own leftovers.
+
+The bound, over every instance together: a call spends a token taken from the store at most
+`LEASE_SECONDS` before, and tokens given back were outstanding in some slice, so in any window
+of T seconds a bucket admits at most `capacity + rate × (T + LEASE_SECONDS) + P × max_slice`
+calls (P: processes holding a slice of it as the window starts); an exact bucket admits
+`capacity + rate × T`. A refusal is remembered until the bucket will have a token again, so a
+flood of refused calls costs the store nothing.
+
+Waiting calls: a call that is about to wait (`wait_seconds`, nothing found at its first look)
+takes a slot in `tenants/{t}/rates/waiting-{keyId}` (`{"slots": {slotId: deadline}}`) in a
+transaction that refuses past the plan's `max_waiting_per_key`, and gives it back when it
+ends; a slot also lapses `WAIT_GRACE_SECONDS` after its deadline, so a crashed process cannot
+hold it for ever.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachebash.domain import rate_limits as rules
+from cachebash.domain.errors import RateLimited
+from cachebash.domain.rate_limits import Bucket
+from cachebash.ports.store import Transaction
+from cachebash.services.plans import plan_of
+from cachebash.services.runtime import Caller, Runtime, new_id, tenant_path
+
+#: A leased slice is spent within this long, or dropped.
+LEASE_SECONDS = 5.0
+#: Slices kept in a process before the idle ones are forgotten.
+PRUNE_AT = 10_000
+#: A waiting slot outlives its call's deadline by this much before another call may take it.
+WAIT_GRACE_SECONDS = 30.0
+
+
+def rates_path(tenant_id: str, doc_id: str) -> str:
+    return tenant_path(tenant_id, "rates", doc_id)
+
+
+@dataclass
+class _Slice:
+    """The part of one bucket this process holds."""
+
+    tokens: int = 0
+    expires: float = 0.0
+    size: int = 1  # what the next lease asks for
+    refused_until: float = 0.0
+    leasing: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_lease(self, bucket: Bucket, now: float) -> tuple[int, int]:
+        """What to ask for, and the stale tokens to give back with it."""
+        if self.tokens == 0 and now < self.expires:
+            self.size = min(bucket.max_slice, self.size * 2)  # used up in time: take more
+        elif self.tokens > 0:
+            self.size = max(1, self.size // 2)  # went stale: take less
+        returned, self.tokens = self.tokens, 0
+        return min(self.size, bucket.max_slice), returned
+
+
+class _Budgets:
+    """What one process (one Runtime) holds: slices, its waiting slots, and what it counted."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.slices: dict[tuple[str, str], _Slice] = {}
+        self.waiting: dict[tuple[str, str], dict[str, float]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def slice(self, tenant_id: str, bucket_id: str, now: float) -> _Slice:
+        with self.lock:
+            found = self.slices.get((tenant_id, bucket_id))
+            if found is None:
+                if len(self.slices) >= PRUNE_AT:
+                    self._prune(now)
+                found = self.slices[(tenant_id, bucket_id)] = _Slice()
+            return found
+
+    def _prune(self, now: float) -> None:
+        """Forget slices that hold nothing any more (spent or stale, no refusal pending), so a
+        long-lived instance serving many keys keeps only the busy ones."""
+        idle = [k for k, p in self.slices.items() if (p.tokens == 0 or p.expires <= now)
+                and p.refused_until <= now and not p.leasing.locked()]
+        for key in idle:
+            del self.slices[key]
+
+    def try_spend(self, piece: _Slice, bucket: Bucket, now: float) -> bool:
+        """Spend a local token if the slice has one; refuse at once while a refusal holds."""
+        with self.lock:
+            if piece.tokens > 0 and now < piece.expires:
+                piece.tokens -= 1
+                return True
+            if piece.refused_until > now:
+                self.counts["refusedLocally"] += 1
+                raise bucket.refusal(rules.whole_seconds(piece.refused_until - now))
+            return False
+
+    def keep(self, piece: _Slice, bucket: Bucket, lease: tuple[int, float], request: int,
+             now: float) -> RateLimited | None:
+        """Keep a lease and spend one of it, or refuse. Either way, once the slice is spent, refuse
+        without asking the store until the bucket holds what this process would next take (up to
+        a second of its rate), so a saturated bucket is leased about once a second per process
+        (Firestore sustains about one write a second to a document)."""
+        granted, level = lease
+        wanted = min(request, max(1, math.floor(bucket.per_second)))
+        with self.lock:
+            # The bucket as this lease left it: empty, then once the slice is spent nothing more until it refills.
+            left = level - granted
+            piece.refused_until = now + (rules.refill_seconds(left, bucket, wanted) if left < 1 else 0.0)
+            if granted == 0:
+                return bucket.refusal(rules.whole_seconds(piece.refused_until - now))
+            piece.tokens, piece.expires = granted - 1, now + LEASE_SECONDS
+            return None
+
+    def give_back(self, tenant_id: str, buckets: list[Bucket]) -> None:
+        with self.lock:
+            for bucket in buckets:
+                if (piece := self.slices.get((tenant_id, bucket.id))) is not None:  # pruned: the token is lost
+                    piece.tokens += 1
+
+
+_registry: dict[int, tuple[weakref.ref[Runtime], _Budgets]] = {}
+_registry_lock = threading.Lock()
+
+
+def _budgets(rt: Runtime) -> _Budgets:
+    """This runtime's budgets: process-local state kept beside the runtime, never in it, and
+    dropped with it (a later runtime at the same address starts afresh)."""
+    key = id(rt)
+    with _registry_lock:
+        entry = _registry.get(key)
+        if entry is None or entry[0]() is not rt:
+            entry = (weakref.ref(rt, lambda _: _registry.pop(key, None)), _Budgets())
+            _registry[key] = entry
+        return entry[1]
+
+
+def _now(rt: Runtime) -> float:
+    return rt.clock.now().timestamp()
+
+
+def admit(rt: Runtime, caller: Caller) -> None:
+    """Spend one call of the caller's key and tenant, or raise RATE_LIMITED with nothing spent.
+    A caller without a key (the owner acting through services) is not an agent's call."""
+    if caller.key_id is not None:
+        _spend(rt, caller.tenant_id, rules.agent_buckets(plan_of(rt, caller.tenant_id), caller.key_id))
+
+
+def admit_owner(rt: Runtime, tenant_id: str) -> None:
+    """Spend one owner API call of the tenant (its own bucket, outside the fleet's ceiling)."""
+    _spend(rt, tenant_id, rules.owner_buckets(plan_of(rt, tenant_id)))
+
+
+def _spend(rt: Runtime, tenant_id: str, buckets: list[Bucket]) -> None:
+    if not buckets:
+        return
+    budgets, now = _budgets(rt), _now(rt)
+    spent: list[Bucket] = []
+    short: list[tuple[Bucket, _Slice]] = []
+    try:
+        for bucket in buckets:
+            piece = budgets.slice(tenant_id, bucket.id, now)
+            if budgets.try_spend(piece, bucket, now):
+                spent.append(bucket)
+            else:
+                short.append((bucket, piece))
+        if short:
+            _lease_all(rt, budgets, tenant_id, short, now, spent)
+    except RateLimited:
+        budgets.give_back(tenant_id, spent)  # a refused call spends nothing
+        raise
+    budgets.counts["admitted"] += 1
+
+
+def _lease_all(rt: Runtime, budgets: _Budgets, tenant_id: str, short: list[tuple[Bucket, _Slice]], now: float,
+               spent: list[Bucket]) -> None:
+    """Lease every bucket the call found empty in one transaction (the key's and the tenant's
+    together), one lease of a bucket at a time in this process: the others wait for it and
+    spend from it. Locks are taken in the buckets' fixed order (key, tenant), so never crossed."""
+    with ExitStack() as held:
+        for _, piece in short:
+            held.enter_context(piece.leasing)
+        still: list[tuple[Bucket, _Slice]] = []
+        for bucket, piece in short:
+            if budgets.try_spend(piece, bucket, now):
+                spent.append(bucket)
+            else:
+                still.append((bucket, piece))
+        if not still:
+            return
+        with budgets.lock:
+            asks = [piece.next_lease(bucket, now) for bucket, piece in still]
+            budgets.counts["leases"] += 1
+        paths = [rates_path(tenant_id, bucket.id) for bucket, _ in still]
+        leases = rt.store.run_transaction(lambda tx: _lease(tx, paths, [b for b, _ in still], asks, now))
+        refusals: list[RateLimited] = []
+        for (bucket, piece), lease, (request, _) in zip(still, leases, asks, strict=True):
+            refusal = budgets.keep(piece, bucket, lease, request, now)
+            if refusal is None:
+                spent.append(bucket)
+            else:
+                refusals.append(refusal)
+        if refusals:
+            raise refusals[0]
+
+
+def _lease(tx: Transaction, paths: list[str], buckets: list[Bucket], asks: list[tuple[int, int]],
+           now: float) -> list[tuple[int, float]]:
+    """For each bucket: give back what a stale slice held, take up to the asked whole tokens.
+    A bucket that grants nothing is not written (unless something was given back)."""
+    stored: list[Any] = tx.get_all(paths)
+    leases = []
+    for path, doc, bucket, (request, returned) in zip(paths, stored, buckets, asks, strict=True):
+        level = min(float(bucket.capacity), rules.level_at(doc, bucket, now) + returned)
+        granted = min(request, math.floor(level))
+        if granted > 0 or returned > 0:
+            tx.set(path, dict(rules.bucket_doc(bucket, level - granted, now)))
+        leases.append((granted, level))
+    return leases
+
+
+class WaitingSlot:
+    """A waiting call's place among its key's `max_waiting_per_key`, counted in the store.
+
+    The call ends with `close()`, and gives the slot back if that says it holds one. A take
+    still running in a worker thread when its call was cancelled gives the slot back itself."""
+
+    def __init__(self, rt: Runtime, caller: Caller, wait_seconds: float) -> None:
+        self.rt, self.caller, self.wait_seconds = rt, caller, wait_seconds
+        self.id = new_id()
+        self.taken = self.closed = False
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        """Hold a slot, or raise RATE_LIMITED (`limit: waiting`) when the key has its most."""
+        cap = plan_of(self.rt, self.caller.tenant_id).max_waiting_per_key
+        if cap is None or self.caller.key_id is None:
+            return
+        budgets, now, mine = _budgets(self.rt), _now(self.rt), (self.caller.tenant_id, self.caller.key_id)
+        with budgets.lock:
+            local = dict(budgets.waiting.get(mine, {}))
+        if len(local) >= cap:  # this process alone holds them all: no need to ask the store
+            raise rules.waiting_refusal(cap, _retry(local, now))
+        deadline, path = now + self.wait_seconds, rates_path(mine[0], f"waiting-{mine[1]}")
+        self.rt.store.run_transaction(lambda tx: _hold(tx, path, self.id, deadline, now, cap))
+        with budgets.lock:
+            budgets.waiting.setdefault(mine, {})[self.id] = deadline
+            budgets.counts["waitSlots"] += 1
+        with self._lock:
+            self.taken, abandoned = True, self.closed
+        if abandoned:
+            self.release()
+
+    def close(self) -> bool:
+        """The call is over: whether a slot is held (then `release` it)."""
+        with self._lock:
+            self.closed = True
+            return self.taken
+
+    def release(self) -> dict[str, Any]:
+        with self._lock:
+            if not self.taken:
+                return {}
+            self.taken = False
+        budgets, mine = _budgets(self.rt), (self.caller.tenant_id, str(self.caller.key_id))
+        with budgets.lock:
+            budgets.waiting.get(mine, {}).pop(self.id, None)
+        path, now = rates_path(mine[0], f"waiting-{mine[1]}"), _now(self.rt)
+        self.rt.store.run_transaction(lambda tx: _free(tx, path, self.id, now))
+        return {}
+
+
+def _live(stored: dict[str, Any] | None, now: float) -> dict[str, float]:
+    slots = dict((stored or {}).get("slots") or {})
+    return {slot: float(deadline) for slot, deadline in slots.items() if float(deadline) + WAIT_GRACE_SECONDS > now}
+
+
+def _retry(slots: dict[str, float], now: float) -> int:
+    return rules.whole_seconds(min(slots.values(), default=now) - now)
+
+
+def _hold(tx: Transaction, path: str, slot: str, deadline: float, now: float, cap: int) -> None:
+    slots = _live(tx.get(path), now)
+    if len(slots) >= cap:
+        raise rules.waiting_refusal(cap, _retry(slots, now))
+    tx.set(path, {"slots": {**slots, slot: deadline}})
+
+
+def _free(tx: Transaction, path: str, slot: str, now: float) -> None:
+    slots = _live(tx.get(path), now)
+    slots.pop(slot, None)
+    tx.set(path, {"slots": slots})
+
+
+def stats(rt: Runtime) -> dict[str, int]:
+    """What this process counted: calls admitted, leases (transactions on a bucket), refusals
+    answered without the store, waiting slots taken (each one transaction, and one to free it)."""
+    budgets = _budgets(rt)
+    with budgets.lock:
+        return {name: budgets.counts[name] for name in ("admitted", "leases", "refusedLocally", "waitSlots")}
