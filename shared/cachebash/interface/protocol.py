@@ -40,7 +40,7 @@ class TransportSecurity:
     """The SDK's DNS-rebinding protection settings (Host and Origin allow-lists), held as ours
     so the fast path can apply them before the SDK is imported; `mcp_server` hands them on."""
 
-    enabled: bool = False
+    enabled: bool
     allowed_hosts: list[str] = field(default_factory=list)
     allowed_origins: list[str] = field(default_factory=list)
 
