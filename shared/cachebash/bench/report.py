@@ -163,7 +163,7 @@ def _waiters_lines(s: dict[str, Any]) -> list[str]:
 def _coldstart_lines(s: dict[str, Any]) -> list[str]:
     def row(label: str, figure: dict[str, Any], over: str = "") -> str:
         runs = ", ".join(f"{v:.3f}" for v in figure["allS"])
-        return f"  {label:<44}median {figure['medianS']:.3f} s ({runs}){over}"
+        return f"  {label:<50}median {figure['medianS']:.3f} s ({runs}){over}"
 
     return [
         f"coldstart ({s['runs']} runs; {s['store']}; process start to first 200)",
