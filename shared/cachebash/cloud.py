@@ -9,6 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from cachebash.interface.health import PATH as HEALTH_PATH
+from cachebash.interface.health import health_body
+
 if TYPE_CHECKING:
     from cachebash.ports.clock import Clock
     from cachebash.ports.identity import IdTokenVerifier
@@ -103,7 +106,7 @@ def mcp_function() -> Any:
 
     def build() -> tuple[Any, Any]:
         from cachebash.config import Settings
-        from cachebash.interface.console_routes import ConsoleConfig
+        from cachebash.interface.console_config import ConsoleConfig
         from cachebash.interface.http_app import build_app
         from cachebash.interface.owner_auth import FirebaseAuth
 
@@ -111,8 +114,8 @@ def mcp_function() -> Any:
         console = ConsoleConfig(firebase=settings.firebase_web or _default_firebase_web(settings),
                                 auth_emulator=settings.auth_emulator, vapid_key=settings.vapid_key)
         app = build_app(runtime(), host="0.0.0.0", owner_auth=FirebaseAuth(verifier()), console=console,
-                        settings=settings)
-        return app, app.app  # ApiKeyAuth around the SDK's Starlette app (whose lifespan must run)
+                        settings=settings, sdk_when_needed=True)
+        return app, app.app  # ApiKeyAuth around our Starlette app (whose lifespan must run)
 
     return AsgiFunction(build)
 
@@ -127,7 +130,13 @@ def _default_firebase_web(settings: Any) -> dict[str, str] | None:
 
 
 async def on_mcp(request: Any) -> Any:
-    return await mcp_function()(request)
+    function = mcp_function()
+    if not function.built and request.method == "GET" and request.url.path == HEALTH_PATH:
+        # A cold instance's probe: answered before the app (store client, MCP tools) is built.
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(health_body(_runtime))
+    return await function(request)
 
 
 def on_keys(request: Any) -> tuple[dict[str, Any], int, dict[str, str]]:

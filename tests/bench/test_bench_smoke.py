@@ -93,3 +93,20 @@ def test_waiters_compares_plain_calls_with_and_without_waiting_calls(tmp_path: P
     assert waiters["signals"]["waitingCalls"] >= 11, "the timed phase ran with (nearly) every waiter waiting"
     assert waiters["waitersReleased"] == 12 and waiters["waiterErrors"] == 0
     assert any(t["target"].startswith("waiters: plain-call p99") for t in report["targets"])
+
+
+def test_coldstart_times_fresh_function_processes(tmp_path: Path) -> None:
+    """Not part of `all` (it starts Google's emulator and a dozen processes); no echo baseline,
+    its own baseline (a bare functions-framework target) instead. Shape only, never speed."""
+    from cachebash.cloud_local.emulators import missing
+
+    if why := missing(need_pubsub=False):
+        pytest.skip(why)
+    report = _bench(tmp_path, "--workload", "coldstart", "--coldstart-runs", "1")
+    assert report["baseline"]["requestsPerSecond"] is None
+    cold = report["workloads"]["coldstart"]
+    assert cold["runs"] == 1
+    for figure in ("baseline", "health", "toolCall"):
+        assert len(cold[figure]["allS"]) == 1 and cold[figure]["medianS"] > 0
+    assert {t["target"].split(" <=")[0] for t in report["targets"]} == {
+        "coldstart: process start to first tools/call 200", "coldstart: process start to first /health 200"}

@@ -188,3 +188,32 @@ def test_non_finite_tokens_are_a_parse_error_naming_them(servers: tuple[ServerPr
                                   "get_tasks")
         assert status == 400 and reply["id"] is None and reply["error"]["code"] == -32700
         assert reply["error"]["message"].startswith(f"Parse error: {token} is not a JSON number")
+
+
+# `_meta` shapes the fast path checks with its own code (interface/protocol.py) instead of the
+# SDK's schema: the ones it serves and the ones it hands on must get the SDK's answer alike.
+ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CASES: dict[str, tuple[str | None, dict[str, Any] | None]] = {
+    "the official client's capabilities": (MODERN, {**ENVELOPE, CAPABILITIES: {
+        "roots": {"listChanged": True}, "sampling": {}, "elicitation": {"form": {}, "url": {}}}}),
+    "capabilities not an object": (MODERN, {**ENVELOPE, CAPABILITIES: []}),
+    "a capability of the wrong shape": (MODERN, {**ENVELOPE, CAPABILITIES: {"experimental": {"x": 1}}}),
+    "no capabilities": (MODERN, {"io.modelcontextprotocol/protocolVersion": MODERN}),
+    "client info without a version": (MODERN, {**ENVELOPE, "io.modelcontextprotocol/clientInfo": {"name": "t"}}),
+    "an unknown log level": (MODERN, {**ENVELOPE, "io.modelcontextprotocol/logLevel": "loud"}),
+    "a progress token": (MODERN, {**ENVELOPE, "progressToken": "p1"}),
+    "a progress token that is a float": (MODERN, {**ENVELOPE, "progressToken": 1.5}),
+    "a handshake-era progress token": ("2025-06-18", {"progressToken": 3}),
+    "a handshake-era progress token that is a list": ("2025-06-18", {"progressToken": [3]}),
+    "a handshake-era meta that is not an object": ("2025-06-18", None),
+}
+
+
+@pytest.mark.parametrize("case", list(META_CASES))
+def test_same_answer_to_unusual_meta(servers: tuple[ServerProcess, ServerProcess], case: str) -> None:
+    fast, sdk = servers
+    version, meta = META_CASES[case]
+    body = _request(None, "tools/call", {"name": "get_tasks", "arguments": {}, "_meta": meta if meta is not None
+                                         else "not an object"})
+    assert _post(fast, version, body) == _post(sdk, version, body)

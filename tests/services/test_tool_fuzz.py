@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from cachebash.adapters.sqlite_store import SqliteStore, iter_collections
 from cachebash.bootstrap import embedded_runtime
-from cachebash.interface.mcp_server import invoke, make_runner
+from cachebash.interface.tool_calls import invoke, make_runner
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.ports.clock import ManualClock
 from cachebash.ports.store import Query

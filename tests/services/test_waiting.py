@@ -15,7 +15,7 @@ from cachebash.adapters.local_signals import LocalSignals
 from cachebash.domain.errors import Unauthenticated
 from cachebash.domain.inputs import parse
 from cachebash.domain.tasks import ClaimNext, CreateTask
-from cachebash.interface.mcp_server import make_runner
+from cachebash.interface.tool_calls import make_runner
 from cachebash.interface.tools import all_tools
 from cachebash.interface.waiting import run_tool
 from cachebash.ports.clock import SystemClock

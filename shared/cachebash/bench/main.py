@@ -13,11 +13,14 @@ from typing import Any
 from cachebash.bench import report
 from cachebash.bench.options import Options
 from cachebash.bench.server import RemoteServer, SpawnedServer, Target, read_admin_key
-from cachebash.bench.workloads import baseline, dispatch, race, relay, scale, waiters
+from cachebash.bench.workloads import baseline, coldstart, dispatch, race, relay, scale, waiters
 
 WORKLOADS: dict[str, Callable[[Target, Options], Awaitable[dict[str, Any]]]] = {
     "dispatch": dispatch.run, "race": race.run, "relay": relay.run, "scale": scale.run, "waiters": waiters.run,
 }
+#: Workloads that start their own processes, each with its own baseline in the same run.
+SERVERLESS: dict[str, Callable[[Options], Awaitable[dict[str, Any]]]] = {"coldstart": coldstart.run}
+NO_ECHO = {"requestsPerSecond": None, "note": "not run: the workloads chosen measure against their own baseline"}
 
 
 def open_target(opts: Options) -> Target:
@@ -32,14 +35,19 @@ async def run(opts: Options) -> dict[str, Any]:
                                "machine": report.machine(), "client": opts.client,
                                "command": "cachebash bench " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
                                else "cachebash bench", "workloads": {}}
-    target = open_target(opts)
-    try:
-        results["server"] = target.label
-        results["baseline"] = await baseline.run(target, opts.agents_for("dispatch"), opts.duration, opts.client)
-    finally:
-        target.close()
+    results["server"], results["baseline"] = "none (functions-framework processes)", NO_ECHO
+    if set(opts.workloads) - SERVERLESS.keys():
+        target = open_target(opts)
+        try:
+            results["server"] = target.label
+            results["baseline"] = await baseline.run(target, opts.agents_for("dispatch"), opts.duration, opts.client)
+        finally:
+            target.close()
     for name in opts.workloads:
         print(f"cachebash bench: {name} ...", file=sys.stderr, flush=True)
+        if name in SERVERLESS:
+            results["workloads"][name] = await SERVERLESS[name](opts)
+            continue
         target = open_target(opts)
         try:
             results["workloads"][name] = await WORKLOADS[name](target, opts)

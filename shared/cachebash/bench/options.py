@@ -6,8 +6,9 @@ import argparse
 from dataclasses import dataclass
 
 WORKLOADS = ("dispatch", "race", "relay", "scale")
-#: Workloads run only when named: `waiters` holds hundreds of calls open for half a minute or more.
-EXTRA_WORKLOADS = ("waiters",)
+#: Workloads run only when named: `waiters` holds hundreds of calls open for half a minute or more;
+#: `coldstart` starts Google's Firestore emulator and a dozen function processes.
+EXTRA_WORKLOADS = ("waiters", "coldstart")
 # Agents per workload when --agents is not given: the targets (16; 64 for the race; for
 # `waiters`, the few agents making plain calls beside the waiting ones).
 DEFAULT_AGENTS = {"dispatch": 16, "race": 64, "relay": 16, "scale": 16, "waiters": 4}
@@ -22,6 +23,7 @@ class Options:
     race_tasks: int = 1_000
     waiters: int = 320
     wait_seconds: float = 25.0
+    coldstart_runs: int = 3
     client: str = "lean"
     url: str | None = None
     keys: str | None = None
@@ -47,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="waiters: calls held open in get_messages (default 320)")
     parser.add_argument("--wait-seconds", type=float, default=25.0,
                         help="waiters: each waiting call's wait_seconds (default 25, at most 25)")
+    parser.add_argument("--coldstart-runs", type=int, default=3,
+                        help="coldstart: process starts per figure, of which the median is reported (default 3)")
     parser.add_argument("--client", choices=["lean", "sdk"], default="lean",
                         help="lean: wire-level MCP client (default); sdk: the official mcp.Client")
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="also write the full report as JSON")
@@ -57,11 +61,13 @@ def options_from(args: argparse.Namespace) -> Options:
         raise SystemExit("cachebash bench: --url needs --keys FILE (an admin key on the first line)")
     if args.agents is not None and args.agents < 2:
         raise SystemExit("cachebash bench: --agents must be at least 2")
+    if args.coldstart_runs < 1:
+        raise SystemExit("cachebash bench: --coldstart-runs must be at least 1")
     if args.waiters < 1 or not 0 < args.wait_seconds <= 25:
         raise SystemExit("cachebash bench: --waiters must be at least 1 and --wait-seconds between 0 and 25")
     return Options(
         workloads=WORKLOADS if args.workload == "all" else (args.workload,),
         agents=args.agents, duration=args.duration, preload=args.preload, race_tasks=args.race_tasks,
-        waiters=args.waiters, wait_seconds=args.wait_seconds,
+        waiters=args.waiters, wait_seconds=args.wait_seconds, coldstart_runs=args.coldstart_runs,
         client=args.client, url=args.url, keys=args.keys, json_out=args.json_out,
     )

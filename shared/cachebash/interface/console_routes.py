@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from cachebash import __version__
 from cachebash.domain.errors import CacheBashError, Code, InvalidInput, Unauthenticated
 from cachebash.interface import owner_api
+from cachebash.interface.console_config import ConsoleConfig
 from cachebash.interface.owner_api import OwnerRequest, Reply
 from cachebash.interface.owner_auth import CSRF_HEADER, SESSION_COOKIE, Owner, OwnerAuth
 from cachebash.ports.signals import OWNER_KEY
@@ -39,15 +39,6 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "connect-src 'self' https://*.googleapis.com http://127.0.0.1:* http://localhost:*; "
        "frame-src https://*.firebaseapp.com; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 _SAFE_WRITES = ("GET", "HEAD")
-
-
-@dataclass(frozen=True)
-class ConsoleConfig:
-    """What the page needs to know about its deployment (served as /console/config.json)."""
-
-    firebase: dict[str, Any] | None = None
-    auth_emulator: str | None = None
-    vapid_key: str | None = None
 
 
 def version_of(body: dict[str, Any]) -> str:

@@ -30,20 +30,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types import (
-    CLIENT_CAPABILITIES_META_KEY,
-    DEFAULT_NEGOTIATED_VERSION,
-    PROTOCOL_VERSION_META_KEY,
-    SERVER_INFO_META_KEY,
-)
-from mcp_types import methods as spec_methods
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachebash.interface import wire_json
-from cachebash.interface.mcp_server import CONTEXT_KWARG, Runner, invoke
+from cachebash.interface.protocol import (
+    CLIENT_CAPABILITIES_META_KEY,
+    DEFAULT_NEGOTIATED_VERSION,
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    MODERN_PROTOCOL_VERSIONS,
+    PROTOCOL_VERSION_META_KEY,
+    SERVER_INFO_META_KEY,
+    TransportSecurity,
+    servable_params,
+)
+from cachebash.interface.tool_calls import CONTEXT_KWARG, Runner, invoke
 from cachebash.interface.tools import ToolSpec
 from cachebash.services.runtime import Caller, Runtime
 
@@ -56,7 +57,7 @@ SERVED_VERSIONS = frozenset({*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERS
 
 class FastPath:
     def __init__(self, sdk: ASGIApp, runtime: Runtime, specs: list[ToolSpec], run: Runner, *, path: str,
-                 security: TransportSecuritySettings, server_info: dict[str, Any]) -> None:
+                 security: TransportSecurity, server_info: dict[str, Any]) -> None:
         self.sdk = sdk
         self.runtime = runtime
         self.specs = {spec.name: spec for spec in specs}
@@ -109,7 +110,7 @@ class FastPath:
         accepted = {part.strip().split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")}
         if not accepted & {"*/*", "application/json", "application/*"}:
             return False
-        if not self.security.enable_dns_rebinding_protection:
+        if not self.security.enabled:
             return True
         return (_allowed(headers.get("host"), self.security.allowed_hosts)
                 and ("origin" not in headers or _allowed(headers["origin"], self.security.allowed_origins)))
@@ -180,11 +181,8 @@ def _eligible(request: Any, version: str, routing: dict[str, str]) -> dict[str, 
         return None
     if not _envelope_matches(params.get("_meta"), version, method, params, routing):
         return None
-    try:
-        spec_methods.validate_client_request(method, version, params)
-    except Exception:  # whatever the SDK would refuse, it should refuse in its own words
-        return None
-    return request
+    # Whatever the SDK's schema would refuse, or might, it should refuse in its own words.
+    return request if servable_params(method, version, params) else None
 
 
 async def _respond(send: Send, request_id: int | str, result: str) -> None:

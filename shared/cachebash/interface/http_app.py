@@ -9,27 +9,36 @@ or the MCP SDK sees it, so both read the same, finite, values.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
-from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachebash import __version__
 from cachebash.domain.errors import Forbidden, Unauthenticated
-from cachebash.interface import bench_routes, console_routes, refusals, wire_json
-from cachebash.interface.console_routes import ConsoleConfig, ConsoleRoutes
+from cachebash.interface import bench_routes, refusals, wire_json
 from cachebash.interface.fast_path import FastPath
-from cachebash.interface.mcp_server import SERVER_NAME, build_mcp_server, make_runner
+from cachebash.interface.health import PATH as HEALTH_PATH
+from cachebash.interface.health import health_body
+from cachebash.interface.lazy_app import LazyApp
 from cachebash.interface.metrics import CONTENT_TYPE, Metrics, is_error, tool_of
-from cachebash.interface.owner_auth import OwnerAuth, SessionAuth
+from cachebash.interface.protocol import SERVER_NAME, TransportSecurity
+from cachebash.interface.tool_calls import make_runner
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.services.keys import authenticate
 from cachebash.services.runtime import Caller, Runtime
+
+if TYPE_CHECKING:
+    from cachebash.interface.console_config import ConsoleConfig
+    from cachebash.interface.owner_auth import OwnerAuth
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +66,13 @@ class HttpSettings(Protocol):
 class ApiKeyAuth:
     """Resolve the Bearer key before the MCP layer sees the request: an unknown or revoked
     key gets 401 and nothing runs. The resolved `Caller` rides in the ASGI scope's state.
-    `app` is the SDK's Starlette app (whose lifespan the host must run)."""
+    `sdk` serves `path` (the MCP SDK, built when first needed), `app` every other path (a
+    Starlette app whose lifespan the host must run)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, path: str = MCP_PATH, fast: FastPath | None = None,
-                 max_body: int = MAX_BODY_BYTES, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, *, sdk: ASGIApp, path: str = MCP_PATH,
+                 fast: FastPath | None = None, max_body: int = MAX_BODY_BYTES, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.sdk = sdk
         self.runtime = runtime
         self.path = path
         self.fast = fast
@@ -121,7 +132,7 @@ class ApiKeyAuth:
         if self.fast is not None and request is not None:
             await self.fast(scope, replay, send, caller, request)
         else:
-            await self.app(scope, replay, send)
+            await self.sdk(scope, replay, send)
 
     async def _authenticate(self, token: str | None) -> Caller:
         if self.runtime.store.blocking_io:
@@ -214,7 +225,7 @@ async def _parse_error(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportSecuritySettings:
+def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportSecurity:
     """DNS-rebinding protection stays on for a loopback bind; for other binds the allowed
     Host headers come from CACHEBASH_ALLOWED_HOSTS (comma-separated), or are not checked
     when it is unset, since every request must carry a valid API key anyway."""
@@ -222,50 +233,101 @@ def _transport_security(host: str, allowed_hosts: tuple[str, ...]) -> TransportS
     if host in LOCAL_HOSTS:
         allowed += ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     elif not allowed:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        return TransportSecurity(enabled=False)
     origins = [f"http://{h}" for h in allowed] + [f"https://{h}" for h in allowed]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=allowed, allowed_origins=origins
-    )
+    return TransportSecurity(enabled=True, allowed_hosts=allowed, allowed_origins=origins)
+
+
+class _Routes:
+    """Collects routes through the SDK server's `custom_route` interface (what `console_routes`
+    and `bench_routes` register with), for an app of our own."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def custom_route(self, path: str, methods: list[str]) -> Any:
+        def add(endpoint: Any) -> Any:
+            self.routes.append(Route(path, endpoint, methods=methods))
+            return endpoint
+
+        return add
 
 
 def build_app(runtime: Runtime, *, settings: HttpSettings, host: str = "127.0.0.1",
               owner_auth: OwnerAuth | None = None, console: ConsoleConfig | None = None,
-              tools: list[ToolSpec] | None = None) -> Any:
+              tools: list[ToolSpec] | None = None, sdk_when_needed: bool = False) -> ApiKeyAuth:
     """MCP for agents at /v1/mcp; the console and the owner API for the person (signed in with a
     console session unless `owner_auth` says otherwise, e.g. Firebase in the cloud). `tools`
-    defaults to every tool (`all_tools()`)."""
+    defaults to every tool (`all_tools()`).
+
+    The MCP SDK's app and the console are built when a request first needs them (the fast path
+    answers most tool calls without the SDK), or, unless `sdk_when_needed` (a Cloud Function's
+    cold start), when the app's lifespan starts."""
     tools = all_tools() if tools is None else tools
-    server = build_mcp_server(runtime, tools)
-
-    async def health(_: Request) -> Response:
-        waiting = getattr(runtime.signals, "waiting", None)  # LocalSignals counts its waiters
-        return JSONResponse({"status": "ok", "version": __version__,
-                             **({"waitingCalls": waiting()} if callable(waiting) else {})})
-
-    server.custom_route("/health", methods=["GET"])(health)
-    owner = owner_auth or SessionAuth(runtime)
-    console_routes.register(server, ConsoleRoutes(runtime, owner, console or ConsoleConfig()))
-    if settings.bench_routes:
-        bench_routes.register(server, runtime)
-    metrics = Metrics(runtime, [spec.name for spec in tools]) if settings.metrics else None
-    if metrics is not None:
-        server.custom_route("/metrics", methods=["GET"])(_metrics_route(runtime, metrics, host))
-
     security = _transport_security(host, settings.allowed_hosts)
-    app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        json_response=True,
-        stateless_http=True,
-        max_request_body_size=MAX_BODY_BYTES,
-        transport_security=security,
-        host=host,
-    )
+
+    def build_sdk() -> tuple[ASGIApp, Any]:
+        from cachebash.interface.mcp_server import build_sdk_app
+
+        app = build_sdk_app(runtime, tools, path=MCP_PATH, security=security, host=host, max_body=MAX_BODY_BYTES)
+        return app, app
+
+    def build_console() -> tuple[ASGIApp, Any]:
+        from cachebash.interface import console_routes
+        from cachebash.interface.console_config import ConsoleConfig
+        from cachebash.interface.owner_auth import SessionAuth
+
+        table = _Routes()
+        console_routes.register(table, console_routes.ConsoleRoutes(runtime, owner_auth or SessionAuth(runtime),
+                                                                    console or ConsoleConfig()))
+        app = Starlette(routes=table.routes)
+        return app, app
+
+    sdk, person = LazyApp(build_sdk), LazyApp(build_console)
+    edge = _edge(runtime, settings, [spec.name for spec in tools], host, person, [sdk, person],
+                 warm=not sdk_when_needed)
     fast = None
     if settings.fast_path:
-        fast = FastPath(app, runtime, tools, make_runner(runtime), path=MCP_PATH, security=security,
+        fast = FastPath(sdk, runtime, tools, make_runner(runtime), path=MCP_PATH, security=security,
                         server_info={"name": SERVER_NAME, "version": __version__})
-    return ApiKeyAuth(app, runtime, fast=fast, metrics=metrics)
+    return ApiKeyAuth(edge.app, runtime, sdk=sdk, fast=fast, metrics=edge.metrics)
+
+
+class _Edge(NamedTuple):
+    app: Starlette
+    metrics: Metrics | None
+
+
+def _edge(runtime: Runtime, settings: HttpSettings, tool_names: list[str], host: str, rest: LazyApp,
+          lazy: list[LazyApp], *, warm: bool) -> _Edge:
+    """Every path but /v1/mcp: health, metrics and the bench routes here; anything else (the
+    console, the owner API, a 404) in `rest`. Its lifespan builds the `lazy` apps at startup
+    when `warm`, and closes them at shutdown."""
+    async def health(_: Request) -> Response:
+        return JSONResponse(health_body(runtime))
+
+    table = _Routes()
+    table.custom_route(HEALTH_PATH, methods=["GET"])(health)
+    if settings.bench_routes:
+        bench_routes.register(table, runtime)
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(runtime, tool_names)
+        table.custom_route("/metrics", methods=["GET"])(_metrics_route(runtime, metrics, host))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        for app in lazy if warm else []:
+            await app.ready()
+        try:
+            yield
+        finally:
+            for app in lazy:
+                await app.close()
+
+    app = Starlette(routes=table.routes, lifespan=lifespan)
+    app.router.default = rest  # what no route here matches: the console's routes, or their 404
+    return _Edge(app, metrics)
 
 
 def _metrics_route(runtime: Runtime, metrics: Metrics, host: str) -> Any:

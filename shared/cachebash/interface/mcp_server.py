@@ -8,34 +8,23 @@ instead of a pydantic dump.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from cachebash import __version__
 from cachebash.domain.arguments import closest
 from cachebash.domain.errors import CacheBashError, Code, Unauthenticated
-from cachebash.domain.inputs import parse
-from cachebash.interface import refusals, wire_json
+from cachebash.interface.protocol import SERVER_NAME, TransportSecurity
+from cachebash.interface.tool_calls import CONTEXT_KWARG, Answer, Runner, error_answer, invoke, make_runner
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.interface.tools.results import output_schema
-from cachebash.interface.waiting import run_tool
 from cachebash.services.runtime import Caller, Runtime
-
-log = logging.getLogger(__name__)
-
-SERVER_NAME = "cachebash"
-# The SDK hands the request context to the tool function under this name and overwrites an
-# argument of the same name with it; an unlikely name keeps plausible ones ("ctx") refused as
-# unknown fields, like every other argument no tool has.
-CONTEXT_KWARG = "_cachebash_request_context"
 
 INSTRUCTIONS = """CacheBash coordinates you with other AI agents. Your identity comes from your API key.
 At the start of a session: get_program_state, get_tasks, get_messages.
@@ -57,38 +46,9 @@ class _PassThrough(ArgModelBase):
         return dict(self.model_extra or {})
 
 
-Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
-
-
-def make_runner(runtime: Runtime) -> Runner:
-    """Call services inline when the store is local and fast; in a worker thread when it does network I/O."""
-
-    async def inline(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return fn()
-
-    async def threaded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(fn)
-
-    return threaded if runtime.store.blocking_io else inline
-
-
-class Answer(NamedTuple):
-    """One tool call's answer: the body an agent reads, whether it is an error, and the body as
-    strict JSON text (what both the structured and the text content carry)."""
-
-    body: dict[str, Any]
-    error: bool
-    text: str
-
-
 def tool_result(answer: Answer) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=answer.text)], structured_content=answer.body,
                           is_error=answer.error)
-
-
-def error_answer(exc: CacheBashError) -> Answer:
-    body = {"success": False, "error": exc.to_dict()}
-    return Answer(body, True, wire_json.dumps(body))
 
 
 def caller_of(ctx: Context[Any, Any]) -> Caller:
@@ -97,29 +57,6 @@ def caller_of(ctx: Context[Any, Any]) -> Caller:
     if not isinstance(caller, Caller):
         raise Unauthenticated("no API key on this request")
     return caller
-
-
-async def invoke(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller, arguments: dict[str, Any]) -> Answer:
-    """One tool call, shared by the SDK tools and the HTTP fast path so both answer alike. A
-    CacheBashError is the agent's to read; anything else, and an answer JSON cannot carry
-    (NaN, Infinity), is an INTERNAL error whose requestId is in the server log with the cause."""
-    try:
-        cmd = parse(spec.input, arguments)
-        body, error = await run_tool(spec, runtime, run, caller, cmd), False
-    except CacheBashError as exc:
-        body, error = {"success": False, "error": exc.to_dict()}, True
-    except Exception as exc:
-        return _internal(spec.name, "raised an unexpected exception", exc)
-    try:
-        return Answer(body, error, wire_json.dumps(body))
-    except (ValueError, TypeError) as exc:
-        return _internal(spec.name, "returned an answer that is not strict JSON (NaN, Infinity or no JSON type)", exc)
-
-
-def _internal(tool: str, what: str, exc: Exception) -> Answer:
-    error = refusals.internal_error(tool)
-    log.error("Tool %s %s (requestId=%s)", tool, what, error.details["requestId"], exc_info=exc)
-    return error_answer(error)
 
 
 def _mcp_tool(spec: ToolSpec, runtime: Runtime, run: Runner) -> Tool:
@@ -190,4 +127,20 @@ def build_mcp_server(runtime: Runtime, tools: list[ToolSpec] | None = None) -> M
         version=__version__,
         instructions=INSTRUCTIONS,
         tools=[_mcp_tool(spec, runtime, run) for spec in specs],
+    )
+
+
+def build_sdk_app(runtime: Runtime, tools: list[ToolSpec], *, path: str, security: TransportSecurity, host: str,
+                  max_body: int) -> Any:
+    """The SDK's Starlette app serving `path` (stateless, JSON answers), whose lifespan runs the
+    SDK's session manager; built only when a request needs the SDK (`http_app`)."""
+    return build_mcp_server(runtime, tools).streamable_http_app(
+        streamable_http_path=path,
+        json_response=True,
+        stateless_http=True,
+        max_request_body_size=max_body,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=security.enabled,
+                                                     allowed_hosts=security.allowed_hosts,
+                                                     allowed_origins=security.allowed_origins),
+        host=host,
     )
