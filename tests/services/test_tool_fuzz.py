@@ -59,8 +59,9 @@ def snapshot(rt: Runtime) -> dict[str, Json]:
     while rt.dispatcher.flush():
         pass
     assert isinstance(rt.store, SqliteStore)
+    # Rate-limit buckets (`rates`) are spent by every call, refused or not: the call's cost, not its change.
     return {f"{collection}/{doc.id}": doc.data for collection in sorted(iter_collections(rt.store))
-            for doc in rt.store.query(Query(collection))}
+            if not collection.endswith("/rates") for doc in rt.store.query(Query(collection))}
 
 
 def seed(rt: Runtime, admin: Caller) -> None:
