@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -16,13 +15,6 @@ from support.cli_runner import Cli, Terminal
 from support.server import BIN, Agent, ServerProcess
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "data").start()
-    yield proc
-    proc.stop()
 
 
 def _key(cachebash: Cli, program: str, *groups: str) -> str:

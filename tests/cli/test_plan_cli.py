@@ -4,8 +4,6 @@ the new limit on their very next call (the server's cached plan changes with it)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from support.cli_runner import Cli
 from support.server import Agent, ServerProcess
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "data").start()
-    yield proc
-    proc.stop()
 
 
 def test_show_and_set_on_the_data_dir(cachebash: Cli) -> None:
