@@ -18,6 +18,7 @@ from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, TRANSITIONS, HistoryEntry, Phase, TaskEvent, TaskStatus, with_history
 from cachebash.domain.tasks import Priority, TaskType
 from cachebash.ports.store import Query
+from cachebash.services import usage
 from cachebash.services.claims import load, move
 from cachebash.services.events import TaskFinished, TaskQueued
 from cachebash.services.outbox import Changes, transact
@@ -125,6 +126,7 @@ def cancel(rt: Runtime, tenant_id: str, task_id: str, cmd: CancelTask) -> dict[s
         changes.update(completedStatus="CANCELLED", completedAt=now, completedBy=HUMAN, leaseExpiresAt=None,
                        lastError=f"cancelled by the owner{': ' + cmd.reason if cmd.reason else ''}")
         tx.update(path, changes)
+        usage.count(tx, rt, tenant_id, task, changes)
         tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return {**task, **changes}
 
@@ -152,6 +154,7 @@ def retry(rt: Runtime, tenant_id: str, task_id: str) -> dict[str, Any]:
                      history=with_history([], HistoryEntry(now, "create", HUMAN, None, status.value,
                                                            f"retry of {task_id}")))
         tx.create(tenant_path(tenant_id, "tasks", new_task_id), fresh)
+        usage.count(tx, rt, tenant_id, None, fresh)
         tx.update(path, {"retriedAs": new_task_id, "updatedAt": now})
         tx.emit(TaskQueued(tenant_id, task_id=new_task_id, target=task["target"]))
         return fresh

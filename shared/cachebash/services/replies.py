@@ -18,7 +18,7 @@ from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import TaskEvent, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
-from cachebash.services import activity
+from cachebash.services import activity, usage
 from cachebash.services.claims import move
 from cachebash.services.events import MessagesDelivered, TaskFinished
 from cachebash.services.outbox import Changes, transact
@@ -63,7 +63,9 @@ def reply(rt: Runtime, tenant_id: str, cmd: HumanReply) -> dict[str, Any]:
         if task is not None and task.get("target") == HUMAN and task.get("type") == TaskType.QUESTION.value:
             path, doc = _answer_message(rt, tenant_id, task["source"], cmd.message, cmd.replyTo,
                                         task.get("threadId"), now)
-            tx.update(task_path, _answered_task(task, cmd.message, doc["messageId"], now))
+            changes = _answered_task(task, cmd.message, doc["messageId"], now)
+            tx.update(task_path, changes)
+            usage.count(tx, rt, tenant_id, task, changes)
             tx.create(path, doc)
             tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
             tx.emit(TaskFinished(tenant_id, task_id=cmd.replyTo, status=TaskStatus.COMPLETED.value))
@@ -111,6 +113,8 @@ def deliver_app_answer(rt: Runtime, tenant_id: str, collection: str, item_id: st
             changes = {"answerMessageId": doc["messageId"], "delivered": True,
                        "deliveredAt": item.get("deliveredAt") or now}
         tx.update(path, changes)
+        if is_task:
+            usage.count(tx, rt, tenant_id, item, changes)
         tx.create(message_path, doc)
         tx.emit(MessagesDelivered(tenant_id, targets=[item["source"]]))
         if is_task:

@@ -33,6 +33,8 @@ class Runtime:
     away_seconds: float = AWAY_SECONDS
     #: The plan (domain.plans preset) of a tenant that has none stored: self-hosted embedded, free in the cloud.
     default_plan: str = EMBEDDED_DEFAULT
+    #: Counter documents per day and program for usage (services.usage); None: 16 on a remote store, else 1.
+    usage_shards: int | None = None
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
     #: Set once when the server begins to stop: waiting calls stop waiting and give their empty answer.

@@ -39,7 +39,7 @@ from cachebash.domain.sprints import (
 )
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.store import Transaction
-from cachebash.services import claims, directory, story_claims
+from cachebash.services import claims, directory, story_claims, usage
 from cachebash.services.events import StoryChanged, TaskFinished
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
@@ -160,6 +160,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
                     else story_claims.heartbeat(rt, dict(task or {}), caller, cmd, now))
             if held is not None and task is not None:
                 tx.update(task_path(caller.tenant_id, task["taskId"]), {**lapse, **held})
+                usage.count(tx, rt, caller.tenant_id, task, {**lapse, **held})
                 return story, {}, {**task, **lapse, **held}, True
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
@@ -168,6 +169,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
         if task is not None and task_changes:
             closed = {**task, **lapse, **task_changes}
             tx.update(task_path(caller.tenant_id, closed["taskId"]), {**lapse, **task_changes})
+            usage.count(tx, rt, caller.tenant_id, task, {**lapse, **task_changes})
             tx.emit(TaskFinished(caller.tenant_id, task_id=closed["taskId"], status=closed["status"]))
         if unlock_may_follow(changes):
             tx.emit(StoryChanged(caller.tenant_id, sprint_id=cmd.sprintId, story_id=cmd.storyId))
@@ -313,6 +315,7 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
             if task["status"] in ("created", "claimed"):
                 changes = close_task_changes(task, TaskEvent.CANCELLED, caller.program_id, now, "sprint cancelled")
                 tx.update(task_path(caller.tenant_id, task["taskId"]), changes)
+                usage.count(tx, rt, caller.tenant_id, task, changes)
                 cancelled.append({**task, **changes})
             elif task["status"] in ACTIVE_TASK:
                 running.append(task)
