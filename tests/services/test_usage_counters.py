@@ -4,7 +4,7 @@ workload every figure equals what the tasks themselves say."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from cachebash.ports.store import Query
 from cachebash.services import claims, owner_tasks, plans, replies, sprints, sweeper, tasks, usage, usage_report
 from cachebash.services.runtime import Caller, Runtime, tenant_path
 from support.callers import make_caller
+from support.usage_recount import mismatches, recount
 
 
 def at(clock: ManualClock, iso: str) -> None:
@@ -246,37 +247,13 @@ def mixed_workload(rt: Runtime, clock: ManualClock, team: dict[str, Caller]) -> 
     sweeper.sweep(rt)  # the lapsed lease dead-letters `lost`; the ttl closes the queued one
 
 
-def recount(rt: Runtime, tenant: str) -> dict[str, Counter[str]]:
-    """What the tasks say, per program, counted from scratch (no counters involved)."""
-    found: dict[str, Counter[str]] = defaultdict(Counter)
-    for doc in rt.store.query(Query(tenant_path(tenant, "tasks")).order("createdAt")):
-        task = doc.data
-        found[task["source"]]["created"] += 1
-        found[task["source"]]["quotaTasks"] += int(task.get("type") != "question" and not task.get("retryOf"))
-        claimers = [h["by"] for h in task["history"] if h["event"] == "claim" and h["by"] != "human"]
-        for claimer in claimers:
-            found[claimer]["attempts"] += 1
-        assert len(claimers) == task["claimToken"]
-        if task["phase"] in ("done", "dead"):
-            counted = found[rules.program_of(task)]
-            for metric, value in rules.finish_metrics(task).items():
-                counted[metric] += value
-    return found
-
-
 def test_the_counters_equal_a_recount_of_the_tasks(runtime: Runtime, clock: ManualClock,
                                                    team: dict[str, Caller]) -> None:
     runtime.usage_shards = 3
     mixed_workload(runtime, clock, team)
-    expected = recount(runtime, "default")
+    expected = recount(runtime.store, "default")
     answer = get(runtime, team["admin"], from_date="2026-03-01", group_by="program")
-    for program, row in rows(answer).items():
-        want = expected.pop(program)
-        for metric in ("created", "attempts", "completed", "failed", "dead", "cancelled", "tokensIn", "tokensOut"):
-            assert row[metric] == want[metric], (program, metric)
-        assert row["costUsd"] == rules.dollars(want["costMicros"]), program
-        assert row["duration"]["count"] == want["durationCount"], program
-    assert not expected, f"programs with work but no row: {sorted(expected)}"
+    assert mismatches(rows(answer), expected) == []
     status = Counter(d.data["status"] for d in runtime.store.query(Query(tenant_path("default", "tasks"))
                                                                    .order("createdAt")))
     totals = answer["totals"]
@@ -284,10 +261,19 @@ def test_the_counters_equal_a_recount_of_the_tasks(runtime: Runtime, clock: Manu
         status["completed"], status["failed"], status["dead"])
     assert totals["cancelled"] == status["cancelled"] + status["skipped"] + status["expired"]
     assert (totals["dead"], status["expired"], status["skipped"], status["cancelled"]) == (2, 1, 1, 2)
-    assert answer["quota"]["used"] == sum(c["quotaTasks"] for c in recount(runtime, "default").values())
+    assert answer["quota"]["used"] == sum(c["quotaTasks"] for c in expected.values())
     by_day = get(runtime, team["admin"], from_date="2026-03-01", to_date="2026-03-02", group_by="day")
     assert sum(r["created"] for r in by_day["rows"]) == totals["created"] and by_day["rows"][0]["created"] == 8
     for dimension in ("model", "provider", "project", "type"):
         grouped = get(runtime, team["admin"], from_date="2026-03-01", group_by=dimension)["rows"]
         assert sum(r["costUsd"] for r in grouped) == pytest.approx(totals["costUsd"]), dimension
         assert sum(r["created"] for r in grouped) == totals["created"], dimension
+
+
+def test_the_benchmarks_bulk_preload_is_counted(runtime: Runtime, team: dict[str, Caller]) -> None:
+    from cachebash.bench.preload import preload_store
+
+    preload_store(runtime, "default", "b1", 40)
+    answer = get(runtime, team["admin"])
+    assert answer["totals"]["created"] == 40 and answer["quota"]["used"] == 40
+    assert mismatches(rows(answer), recount(runtime.store, "default")) == []
