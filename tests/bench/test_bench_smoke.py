@@ -110,3 +110,35 @@ def test_coldstart_times_fresh_function_processes(tmp_path: Path) -> None:
         assert len(cold[figure]["allS"]) == 1 and cold[figure]["medianS"] > 0
     assert {t["target"].split(" <=")[0] for t in report["targets"]} == {
         "coldstart: process start to first tools/call 200", "coldstart: process start to first /health 200"}
+
+
+def test_usage_equals_a_recount_of_the_tasks_after_a_mixed_run(tmp_path: Path) -> None:
+    """dispatch (workers report tokens and cost) and race against one server, then every figure
+    get_usage gives for the tenant is recounted from the tasks the run left behind."""
+    from cachebash.adapters.sqlite_store import SqliteStore
+    from cachebash.bootstrap import embedded_runtime
+    from cachebash.domain.usage import GetUsage
+    from cachebash.ports.clock import SystemClock
+    from cachebash.services.owner_tasks import owner_caller
+    from cachebash.services.usage_report import get_usage
+    from support.usage_recount import mismatches, recount
+
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        keys = tmp_path / "keys.txt"
+        keys.write_text(f"{server.admin_key}\n")
+        for workload in ("dispatch", "race"):
+            _bench(tmp_path, "--url", server.url, "--keys", str(keys), "--workload", workload, "--agents", "4",
+                   "--race-tasks", "20", "--duration", "1")
+    finally:
+        server.stop()
+    rt = embedded_runtime(SqliteStore(tmp_path / "data" / "cachebash.db"), SystemClock())
+    try:
+        answer = get_usage(rt, owner_caller("default"), GetUsage(period="7d"))
+        expected = recount(rt.store, "default")
+    finally:
+        rt.store.close()
+    rows = {row["key"]: row for row in answer["rows"]}
+    assert mismatches(rows, expected) == []
+    assert answer["totals"]["completed"] > 20 and answer["totals"]["tokensIn"] > 0
+    assert answer["totals"]["attempts"] >= answer["totals"]["completed"]

@@ -140,3 +140,26 @@ def test_follow_prints_changes_until_ctrl_c(server: ServerProcess, cachebash: Cl
         term.keys("C-c")
         screen = term.wait_for("exit=")
     assert "exit=0" in screen and "Traceback" not in screen
+
+
+async def test_usage_prints_what_the_agents_reported(server: ServerProcess, cachebash: Cli) -> None:
+    lead, builder = _key(cachebash, "lead"), _key(cachebash, "builder")
+    async with Agent(server.url, lead) as boss, Agent(server.url, builder) as worker:
+        for n in (1, 2):
+            task = await boss.call("create_task", title=f"job {n}", target="builder")
+            await worker.call("claim_task", taskId=task["taskId"])
+            await worker.call("complete_task", taskId=task["taskId"], tokens_in=1000 * n, tokens_out=10 * n,
+                              cost_usd=0.25 * n, model="opus", provider="anthropic")
+    shown = cachebash.ok("usage", "--period", "today")
+    lines = shown.splitlines()
+    assert lines[0].startswith("usage ") and "(today), by program" in lines[0]
+    rows = {line.split()[0]: line.split() for line in lines[3:] if line.strip() and not line.startswith("plan")}
+    assert rows["builder"][:9] == ["builder", "0", "2", "2", "0", "0", "0", "3,000", "30"]
+    assert rows["builder"][9] == "0.7500" and rows["lead"][1] == "2" and rows["TOTAL"][9] == "0.7500"
+    assert lines[-1] == "plan self-hosted: tasks created in " + lines[0].split()[1][:7] + ": 2, no quota"
+    by_model = json.loads(cachebash.ok("usage", "--by", "model", "--json"))
+    assert [(r["key"], r["completed"], r["costUsd"]) for r in by_model["rows"]] == [("opus", 2, 0.75),
+                                                                                  ("unknown", 0, 0.0)]
+    assert by_model["scope"] == "tenant" and by_model["totals"]["tokensIn"] == 3000
+    refused = cachebash("usage", "--from", "2026-02-30")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: from_date:")

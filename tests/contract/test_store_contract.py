@@ -283,3 +283,66 @@ def test_concurrent_read_modify_write_loses_nothing(store: Store, store_factory:
         t.join()
     assert not errors
     assert store.get(path) == {"n": 200}
+
+
+COUNTERS = "tenants/t1/usage/day-s0"
+
+
+def test_increment_creates_adds_and_sets_without_a_read(store: Store) -> None:
+    store.run_transaction(lambda tx: tx.increment(COUNTERS, {"n": 2, "cost": 5}, {"day": "d1"}))
+    assert store.get(COUNTERS) == {"n": 2, "cost": 5, "day": "d1"}
+
+    def twice(tx: Transaction) -> None:
+        tx.set(f"{TASKS}/a", {"k": 1})  # after another write: an increment needs no read
+        tx.increment(COUNTERS, {"n": 3, "other": 1})
+        tx.increment(COUNTERS, {"n": 1, "cost": 7}, {"day": "d1", "shard": 0})
+
+    store.run_transaction(twice)
+    assert store.get(COUNTERS) == {"n": 6, "cost": 12, "other": 1, "day": "d1", "shard": 0}
+    assert store.get(f"{TASKS}/a") == {"k": 1}
+
+
+def test_increment_keeps_floats_and_other_fields(store: Store) -> None:
+    put(store, COUNTERS, {"keep": "x", "f": 0.5})
+    store.run_transaction(lambda tx: tx.increment(COUNTERS, {"f": 0.25}))
+    assert store.get(COUNTERS) == {"keep": "x", "f": 0.75}
+
+
+def test_an_increment_rolls_back_with_its_transaction(store: Store) -> None:
+    def fail(tx: Transaction) -> None:
+        tx.increment(COUNTERS, {"n": 1})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.run_transaction(fail)
+    assert store.get(COUNTERS) is None
+
+
+@pytest.mark.parametrize("deltas", [{"a.b": 1}, {"a-b": 1}, {"`a`": 1}, {"__n__": 1}, {"n": "1"}, {"n": True}])
+def test_increment_takes_plain_names_and_numbers_only(store: Store, deltas: dict[str, object]) -> None:
+    with pytest.raises(StoreError):
+        store.run_transaction(lambda tx: tx.increment(COUNTERS, deltas))  # type: ignore[arg-type]
+
+
+@pytest.mark.real_transactions
+def test_concurrent_increments_lose_nothing(store: Store, store_factory: Callable[[], Store]) -> None:
+    """Eight writers, each with its own connection, bump one counter 25 times without reading it."""
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        mine = store_factory()
+        try:
+            for _ in range(25):
+                mine.run_transaction(lambda tx: tx.increment(COUNTERS, {"n": 1, "c": 0.5}))
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.get(COUNTERS) == {"n": 200, "c": 100.0}

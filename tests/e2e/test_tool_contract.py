@@ -101,7 +101,8 @@ async def _tour(admin: Agent, builder: Agent) -> set[str]:
     await call(builder, "claim_next")
     await call(admin, "list_programs")  # while the builder holds the task: a `holding` row
     await call(builder, "get_task", taskId=task["taskId"])
-    await call(builder, "complete_task", taskId=task["taskId"], result="done")
+    await call(builder, "complete_task", taskId=task["taskId"], result="done", tokens_in=120, tokens_out=30,
+               cost_usd=0.004, model="tour-model", provider="tour-provider")
     sent = await call(admin, "send_message", target="tour-builder", message="hi", threadId="tour")
     await call(builder, "get_messages")
     await call(builder, "get_thread", threadId="tour")
@@ -117,6 +118,11 @@ async def _tour(admin: Agent, builder: Agent) -> set[str]:
     spare = await call(admin, "create_key", programId="tour-spare")
     await call(admin, "list_keys")
     await call(admin, "revoke_key", keyId=spare["keyId"])
+    mine = await call(builder, "get_usage", period="today", group_by="model")
+    assert (mine["scope"], mine["totals"]["completed"], mine["totals"]["costUsd"]) == ("program", 1, 0.004)
+    assert [row["key"] for row in mine["rows"]] == ["tour-model", "unknown"]  # claimed before the model was known
+    everyone = await call(admin, "get_cost_summary", period="month", group_by="program")
+    assert everyone["scope"] == "tenant" and everyone["totals"]["created"] >= 2 and everyone["quota"]["used"] >= 2
     return called
 
 

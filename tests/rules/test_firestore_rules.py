@@ -132,6 +132,7 @@ def seed(server: Firestore, uid: str) -> None:
         f"{t}/push_usage/h1": {"count": 1},
         f"{t}/settings/plan": {"name": "free", "overrides": {}},
         f"{t}/quota/2026-01": {"tasks": 1},
+        f"{t}/usage/2026-01-01-builder-0": {"day": "2026-01-01", "program": "builder"},
         f"keys/hash-of-{uid}": {"tenantId": uid, "programId": "builder", "active": True},
     }
     assert server.write_all(docs) == OK
@@ -145,7 +146,8 @@ def owner(server: Firestore, uid: str) -> Firestore:
 
 READABLE = ["tasks/plain", "messages/query", "multicasts/m1", "sprints/s1", "sprints/s1/stories/st1",
             "programs/builder", "program_state/builder", "sessions/sess1"]
-SERVER_ONLY = ["idempotency/h1", "push_log/l1", "push_usage/h1", "devices/phone", "settings/plan", "quota/2026-01"]
+SERVER_ONLY = ["idempotency/h1", "push_log/l1", "push_usage/h1", "devices/phone", "settings/plan", "quota/2026-01",
+               "usage/2026-01-01-builder-0"]
 
 
 def test_owner_reads_the_tenants_coordination_data(owner: Firestore, uid: str) -> None:

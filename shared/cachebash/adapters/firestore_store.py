@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from cachebash.ports.store import (
     Store,
     StoreError,
     Transaction,
+    check_counter_fields,
     check_path,
 )
 
@@ -135,7 +136,10 @@ class FirestoreStore(Store):
     def _attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
         @firestore.transactional
         def body(native: firestore.Transaction) -> T:
-            return fn(_FirestoreTransaction(self, native, attempt))
+            tx = _FirestoreTransaction(self, native, attempt)
+            result = fn(tx)
+            tx.write_counters()
+            return result
 
         try:
             with attempt.turns:  # a turn taken at the first read lasts until commit or rollback
@@ -226,6 +230,7 @@ class _FirestoreTransaction(Transaction):
         self._native = native
         self._attempt = attempt
         self._wrote = False
+        self._counters: dict[str, tuple[dict[str, int | float], dict[str, Any]]] = {}
 
     def _before_read(self, key: str | None) -> None:
         if self._wrote:
@@ -270,6 +275,23 @@ class _FirestoreTransaction(Transaction):
     def delete(self, path: str) -> None:
         self._wrote = True
         self._native.delete(self._ref(path))
+
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        """Gathered per document and written once at the end, as one merge with `Increment`
+        transforms: several bumps of one counter document in a transaction make one write."""
+        self._wrote = True
+        check_path(path, collection=False)
+        check_counter_fields(deltas, fields)
+        sums, values = self._counters.setdefault(path, ({}, {}))
+        for name, delta in deltas.items():
+            sums[name] = sums.get(name, 0) + delta
+        values.update(fields or {})
+
+    def write_counters(self) -> None:
+        for path, (sums, values) in self._counters.items():
+            data = {**values, **{name: firestore.Increment(delta) for name, delta in sums.items()}}
+            self._native.set(self._ref(path), data, merge=True)
+        self._counters.clear()
 
 
 def _data(snap: Any) -> dict[str, Any] | None:

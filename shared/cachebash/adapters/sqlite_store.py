@@ -12,7 +12,7 @@ import heapq
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from cachebash.ports.store import (
     Store,
     StoreError,
     Transaction,
+    check_counter_fields,
     check_path,
     parent_and_id,
 )
@@ -173,6 +174,11 @@ class _SqliteTransaction(Transaction):
         check_path(path, collection=False)
         self._writes.append(("delete", path, None))
 
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        check_path(path, collection=False)
+        check_counter_fields(deltas, fields)
+        self._writes.append(("increment", path, {"deltas": dict(deltas), "fields": dict(fields or {})}))
+
     def apply(self) -> None:
         conn = self._store._conn
         for kind, path, data in self._writes:
@@ -184,6 +190,8 @@ class _SqliteTransaction(Transaction):
                     raise AlreadyExists(path) from None
             elif kind == "set":
                 conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(data)))
+            elif kind == "increment":
+                _increment(conn, parent, doc_id, data or {})
             elif kind == "update":
                 row = conn.execute(
                     "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
@@ -196,6 +204,16 @@ class _SqliteTransaction(Transaction):
                 )
             else:
                 conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (parent, doc_id))
+
+
+def _increment(conn: sqlite3.Connection, parent: str, doc_id: str, change: dict[str, Any]) -> None:
+    """Read, add, write: inside the transaction's BEGIN IMMEDIATE, so no other writer interleaves."""
+    row = conn.execute("SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)).fetchone()
+    doc = {**(json.loads(row[0]) if row else {}), **change["fields"]}
+    for name, delta in change["deltas"].items():
+        current = doc.get(name)
+        doc[name] = (current if isinstance(current, int | float) and not isinstance(current, bool) else 0) + delta
+    conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(doc)))
 
 
 def _dump(data: dict[str, Any] | None) -> str:

@@ -25,7 +25,7 @@ def preload_store(rt: Any, tenant: str, target: str, count: int) -> list[str]:
     from cachebash.domain.inputs import parse
     from cachebash.domain.programs import CreateKey
     from cachebash.interface.tools import all_tools
-    from cachebash.services import keys
+    from cachebash.services import keys, usage
     from cachebash.services.runtime import new_id, tenant_path
 
     if count <= 0:
@@ -48,6 +48,7 @@ def preload_store(rt: Any, tenant: str, target: str, count: int) -> list[str]:
         def write(tx: Any, batch: list[tuple[str, dict[str, Any]]] = batch) -> None:
             for path, doc in batch:
                 tx.create(path, doc)
+            usage.count_copies(tx, rt, tenant, template, len(batch))
 
         rt.store.run_transaction(write)
     return ids

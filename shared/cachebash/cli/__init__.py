@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from cachebash import __version__
-from cachebash.cli import connect, doctor, keys, plan, serve, tools, watch
+from cachebash.cli import connect, doctor, keys, plan, serve, tools, usage, watch
 from cachebash.cli.common import CliError, add_place
 from cachebash.config import LOG_LEVELS, SettingsError
 from cachebash.domain.errors import CacheBashError
@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     watch.register(sub)
     doctor.register(sub)
     tools.register(sub)
+    usage.register(sub)
     return root
 
 

@@ -146,11 +146,11 @@ def _register_device(rt: Runtime, tenant: str, req: OwnerRequest, _: re.Match[st
 
 def _usage(rt: Runtime, tenant: str, req: OwnerRequest, _: re.Match[str]) -> dict[str, Any]:
     from cachebash.interface.charts import usage_charts
-    from cachebash.services import usage
+    from cachebash.services import usage, usage_report
 
     window = parse(UsageWindow, {k: v for k, v in req.query.items() if k == "days"})
     summary = usage.summary(rt, tenant, days=window.days)
-    return {**summary, "charts": usage_charts(summary)}
+    return {**summary, "charts": usage_charts(summary), **usage_report.plan_and_quota(rt, tenant)}
 
 
 _ID = f"(?P<id>{ID_PATTERN.strip('^$')})"  # the ids tools accept (domain/inputs.py), not one more

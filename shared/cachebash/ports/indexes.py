@@ -54,8 +54,9 @@ INDEXES: tuple[Index, ...] = (
     _index("tasks", "target", "phase", "-createdAt"),
     _index("tasks", "target", "type", "-createdAt"),
     _index("messages", "target", "-createdAt"),
-    # Usage (services.usage): the tasks finished in a window, per finished phase, newest first.
-    _index("tasks", "phase", "-completedAt"),
+    # Usage (services.usage): one program's counter documents of a range of days; shards to fold.
+    _index("usage", "program", "day"),
+    _index("usage", "compacted", "day"),
     # Housekeeping (services.sweeper): expired and long-delivered messages, summarised push counters.
     _index("messages", "delivered", "expiresAt"),
     _index("messages", "delivered", "deliveredAt"),

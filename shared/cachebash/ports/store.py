@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -160,6 +160,24 @@ class Transaction(ABC):
 
     @abstractmethod
     def delete(self, path: str) -> None: ...
+
+    @abstractmethod
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        """Add `deltas` to numeric top-level fields (a missing field, or document, counts as 0) and
+        set `fields`, creating the document if need be. Needs no read, so counters many writers
+        bump never make their transactions contend (Firestore: `Increment` transforms). Field
+        names are plain identifiers (`check_counter_fields`)."""
+
+
+def check_counter_fields(deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None) -> None:
+    """Counters are top-level fields with plain names: a dotted or quoted name would be a path
+    into a map on Firestore and a literal name elsewhere, and the npm stand-in takes only plain ones."""
+    for name in [*deltas, *(fields or {})]:
+        if not FIELD_PATTERN.match(name) or name.startswith("__"):
+            raise StoreError(f"bad counter field name {name!r}")
+    for name, value in deltas.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StoreError(f"counter {name!r} must be a number, not {value!r}")
 
 
 QueryObserver = Callable[[Query], None]

@@ -43,7 +43,7 @@ from cachebash.domain.tasks import (
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import to_iso
 from cachebash.ports.store import Transaction
-from cachebash.services import activity, quota, relay
+from cachebash.services import activity, quota, relay, usage
 from cachebash.services.events import MessagesDelivered, TaskFinished, TaskQueued
 from cachebash.services.idempotency import run_once
 from cachebash.services.outbox import Changes, transact
@@ -206,6 +206,7 @@ def claim_task(rt: Runtime, caller: Caller, cmd: ClaimTask) -> dict[str, Any]:
         path, task, lapse = load_settled(rt, tx, caller, cmd.taskId, now)
         changes = {**lapse, **claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)}
         tx.update(path, changes)
+        usage.count(tx, rt, caller.tenant_id, task, changes)
         return claimed_view({**task, **changes})
 
     result, _ = run_once(rt, caller, "claim_task", cmd, claim)
@@ -248,6 +249,7 @@ def _claim_if_free(rt: Runtime, caller: Caller, cmd: ClaimNext, path: str) -> di
             return None
         changes = claim_changes(rt, task, caller, cmd.sessionId, cmd.lease_seconds, now)
         tx.update(path, changes)
+        usage.count(tx, rt, caller.tenant_id, task, changes)
         return claimed_view({**task, **changes})
 
     return rt.store.run_transaction(claim)
@@ -342,6 +344,7 @@ def complete_task(rt: Runtime, caller: Caller, cmd: CompleteTask) -> dict[str, A
         changes = {**lapse, **changes, **fields}
         quota.closing(tx, caller.tenant_id, [(task, {**task, **changes})])
         tx.update(path, changes)
+        usage.count(tx, rt, caller.tenant_id, task, changes)
         if notice:
             tx.set(*notice)
         _announce(tx, caller.tenant_id, {**task, **changes})
@@ -428,6 +431,7 @@ def expire_lease(rt: Runtime, tenant_id: str, task_id: str) -> str | None:
         settled, changes, notice = settle(rt, tenant_id, task, now)
         quota.closing(tx, tenant_id, [(task, settled)])
         tx.update(path, changes)
+        usage.count(tx, rt, tenant_id, task, changes)
         if notice:
             tx.set(*notice)
         _announce(tx, tenant_id, settled)
@@ -453,6 +457,7 @@ def expire_unclaimed(rt: Runtime, tenant_id: str, task_id: str) -> bool:
         changes.update(completedAt=now, completedStatus="EXPIRED")
         quota.closing(tx, tenant_id, [(task, {**task, **changes})])
         tx.update(path, changes)
+        usage.count(tx, rt, tenant_id, task, changes)
         tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return True
 

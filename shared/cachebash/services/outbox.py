@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -88,6 +88,9 @@ class Changes(Transaction):
 
     def delete(self, path: str) -> None:
         self._tx.delete(path)
+
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        self._tx.increment(path, deltas, fields)
 
 
 def entry(event: Event, now: str, due: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, TRANSITIONS, HistoryEntry, Phase, TaskEvent, TaskStatus, with_history
 from cachebash.domain.tasks import Priority, TaskType
 from cachebash.ports.store import Query
-from cachebash.services import quota
+from cachebash.services import quota, usage
 from cachebash.services.claims import load, move
 from cachebash.services.events import TaskFinished, TaskQueued
 from cachebash.services.outbox import Changes, transact
@@ -127,6 +127,7 @@ def cancel(rt: Runtime, tenant_id: str, task_id: str, cmd: CancelTask) -> dict[s
                        lastError=f"cancelled by the owner{': ' + cmd.reason if cmd.reason else ''}")
         quota.closing(tx, tenant_id, [(task, {**task, **changes})])
         tx.update(path, changes)
+        usage.count(tx, rt, tenant_id, task, changes)
         tx.emit(TaskFinished(tenant_id, task_id=task_id, status=changes["status"]))
         return {**task, **changes}
 
@@ -155,6 +156,7 @@ def retry(rt: Runtime, tenant_id: str, task_id: str) -> dict[str, Any]:
                                                            f"retry of {task_id}")))
         quota.admit(tx, rt, tenant_id, [fresh])
         tx.create(tenant_path(tenant_id, "tasks", new_task_id), fresh)
+        usage.count(tx, rt, tenant_id, None, fresh)
         tx.update(path, {"retriedAs": new_task_id, "updatedAt": now})
         tx.emit(TaskQueued(tenant_id, task_id=new_task_id, target=task["target"]))
         return fresh

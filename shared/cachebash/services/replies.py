@@ -18,7 +18,7 @@ from cachebash.domain.messages import DEFAULT_MESSAGE_TTL, MessageType
 from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import TaskEvent, TaskStatus
 from cachebash.domain.tasks import PRIORITY_RANK, Priority, TaskType
-from cachebash.services import activity, quota
+from cachebash.services import activity, quota, usage
 from cachebash.services.claims import move
 from cachebash.services.events import MessagesDelivered, TaskFinished
 from cachebash.services.outbox import Changes, transact
@@ -78,6 +78,7 @@ def answer_in(tx: Changes, rt: Runtime, tenant_id: str, reply_to: str, text: str
         changes = _answered_task(task, text, doc["messageId"], now)
         quota.closing(tx, tenant_id, [(task, {**task, **changes})])
         tx.update(task_path, changes)
+        usage.count(tx, rt, tenant_id, task, changes)
         tx.create(path, doc)
         tx.emit(MessagesDelivered(tenant_id, targets=[task["source"]]))
         tx.emit(TaskFinished(tenant_id, task_id=reply_to, status=TaskStatus.COMPLETED.value))

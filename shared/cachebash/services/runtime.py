@@ -39,6 +39,8 @@ class Runtime:
     #: services/plans' short cache of tenants' plans: kept on the runtime, so two runtimes (tests,
     #: a CLI beside a server) never see each other's entries, as they could under an id() key.
     plan_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Counter documents per day and program for usage (services.usage); None: 16 on a remote store, else 1.
+    usage_shards: int | None = None
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
     strict: bool = False
     #: Set once when the server begins to stop: waiting calls stop waiting and give their empty answer.

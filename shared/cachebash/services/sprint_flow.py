@@ -47,7 +47,7 @@ from cachebash.domain.sprints import FINISHED, OPEN, SprintStatus, StoryState, S
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskStatus, with_history
 from cachebash.domain.tasks import PRIORITY_RANK, Action, Priority, queue_rank
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import activity, directory, quota
+from cachebash.services import activity, directory, quota, usage
 from cachebash.services.events import MulticastSent, StoryChanged, TaskFinished, TaskQueued
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Runtime, new_id, tenant_path
@@ -151,6 +151,7 @@ def write_release(tx: Transaction, rt: Runtime, tenant_id: str, sprint: Mapping[
             continue
         if task["taskId"] not in existing_tasks:
             tx.create(task_path(tenant_id, task["taskId"]), task)
+            usage.count(tx, rt, tenant_id, None, task)
             out.tasks.append((task["taskId"], task["target"]))
         changes[story_id] = {"taskId": task["taskId"], "unlockedAt": story.get("unlockedAt") or now, "updatedAt": now,
                              "heldReason": None}

@@ -39,7 +39,7 @@ from cachebash.domain.sprints import (
 )
 from cachebash.domain.task_states import PHASES, HistoryEntry, TaskEvent, TaskStatus, transition, with_history
 from cachebash.ports.store import Transaction
-from cachebash.services import claims, directory, quota, story_claims
+from cachebash.services import claims, directory, quota, story_claims, usage
 from cachebash.services.events import StoryChanged
 from cachebash.services.outbox import Changes, transact
 from cachebash.services.runtime import Caller, Runtime, new_id
@@ -161,6 +161,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
                     else story_claims.heartbeat(rt, dict(task or {}), caller, cmd, now))
             if held is not None and task is not None:
                 tx.update(task_path(caller.tenant_id, task["taskId"]), {**lapse, **held})
+                usage.count(tx, rt, caller.tenant_id, task, {**lapse, **held})
                 return story, {}, {**task, **lapse, **held}, True
         changes = _story_changes(story, current, cmd, caller, now)
         task_changes = _task_follows(task, current, cmd.status, caller, now) if task else None
@@ -172,6 +173,7 @@ def update_sprint_story(rt: Runtime, caller: Caller, cmd: UpdateSprintStory) -> 
             closed = {**task, **lapse, **task_changes}
             # No TaskFinished: the story it would sync is written right here (sprint_sync would find nothing).
             tx.update(task_path(caller.tenant_id, closed["taskId"]), {**lapse, **task_changes})
+            usage.count(tx, rt, caller.tenant_id, task, {**lapse, **task_changes})
         if unlock_may_follow(changes):
             tx.emit(StoryChanged(caller.tenant_id, sprint_id=cmd.sprintId, story_id=cmd.storyId))
         return story, changes, closed, False
@@ -319,6 +321,7 @@ def complete_sprint(rt: Runtime, caller: Caller, cmd: CompleteSprint) -> dict[st
         cancelled = []
         for task, changes in closing:
             tx.update(task_path(caller.tenant_id, task["taskId"]), changes)
+            usage.count(tx, rt, caller.tenant_id, task, changes)
             cancelled.append({**task, **changes})
         status = SprintStatus.CANCELLED if cmd.cancel else SprintStatus.COMPLETED
         changes, out = close_sprint(tx, rt, caller.tenant_id, sprint, stories, programs, now, status,

@@ -21,7 +21,7 @@ from typing import Any
 from cachebash.domain.messages import DELIVERED_RETENTION_SECONDS
 from cachebash.domain.task_states import Phase
 from cachebash.ports.store import Query, Transaction
-from cachebash.services import app_answers, claims, idempotency, interrupts, outbox, relay, sprint_flow
+from cachebash.services import app_answers, claims, idempotency, interrupts, outbox, relay, sprint_flow, usage
 from cachebash.services.runtime import Runtime, tenant_path
 
 BATCH = 200
@@ -54,7 +54,7 @@ def tenant_ids(rt: Runtime) -> list[str]:
 
 def sweep(rt: Runtime) -> dict[str, int]:
     counts = {"leasesExpired": 0, "deadLettered": 0, "tasksExpired": 0, "eventsRedelivered": 0,
-              "answersApplied": 0, "sprintsRepaired": 0, "messagesExpired": 0, "pushSummaries": 0,
+              "answersApplied": 0, "sprintsRepaired": 0, "messagesExpired": 0, "pushSummaries": 0, "usageFolded": 0,
               **{purge.count: 0 for purge in PURGES}}
     for tenant_id in tenant_ids(rt):
         _tasks(rt, tenant_id, counts)
@@ -63,6 +63,7 @@ def sweep(rt: Runtime) -> dict[str, int]:
         counts["sprintsRepaired"] += sprint_flow.repair(rt, tenant_id)
         counts["messagesExpired"] += _batches(partial(relay.close_expired, rt, tenant_id, BATCH))
         counts["pushSummaries"] += interrupts.summarize(rt, tenant_id)
+        counts["usageFolded"] += usage.compact(rt, tenant_id)
         for purge in PURGES:
             counts[purge.count] += _batches(partial(_purge, rt, tenant_id, purge))
     return counts

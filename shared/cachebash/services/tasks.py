@@ -14,7 +14,7 @@ from cachebash.domain.programs import HUMAN
 from cachebash.domain.task_states import PHASES, HistoryEntry, Phase, TaskStatus, offerable, with_history
 from cachebash.domain.tasks import Action, ClaimNext, CreateTask, GetTasks, StatusFilter, TaskRef, queue_rank
 from cachebash.ports.store import MAX_IN_VALUES, Doc, Query
-from cachebash.services import activity, cursors, interrupt_marks, interrupts, limits, presence, quota
+from cachebash.services import activity, cursors, interrupt_marks, interrupts, limits, presence, quota, usage
 from cachebash.services.directory import all_programs, members_among
 from cachebash.services.events import TaskQueued
 from cachebash.services.idempotency import run_once
@@ -94,6 +94,7 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
         marked = interrupt_marks.read_marked(tx, caller.tenant_id, route.members) if interrupt else []
         quota.admit(tx, rt, caller.tenant_id, [task])
         tx.create(path, task)
+        usage.count(tx, rt, caller.tenant_id, None, task)
         interrupt_marks.write_marks(tx, marked, task_id)
         tx.emit(TaskQueued(caller.tenant_id, task_id=task_id, target=target, interrupt=interrupt))
         if push := interrupts.task_push(caller.tenant_id, task):

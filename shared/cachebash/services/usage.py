@@ -1,192 +1,196 @@
-"""Usage: tokens, cost and outcomes of finished tasks, by day, program, model and provider.
+"""Usage: counters kept as work happens, so reading a month costs a few documents, not a scan.
 
-An interim implementation: `summary` scans the tasks that finished in the window and adds
-them up on every call. Issue #13 will keep these totals as aggregates, updated as work
-finishes, so reading them costs a few documents however busy the tenant is. The
-signature of `summary` and the shape it returns are the contract the web console's Usage
-page (and a future `get_usage` tool) read, so the internals can be swapped without either
-noticing. Until then the scan is bounded (`MAX_TASKS`) and says so (`truncated`).
+Every task transition that counts (created, claimed, finished; domain.usage says what each
+adds) bumps counters in the same transaction as the task's own change: `count(tx, ...)` at
+each transition site, so the figures never drift from the tasks and a re-run transaction
+counts nothing twice (it starts again from nothing).
 
-The scan reads newest first, so when the cap is hit it is the oldest days that are
-incomplete (`oldestRead` says from where), not today.
+Where they live: `tenants/{t}/usage/{day}-{program}-{shard}`, one document per UTC day,
+program and shard, written with the store's `increment` (Firestore `Increment` transforms:
+no read, so counting never makes a transition contend). The shard is a hash of the task's
+id, so the transitions of many tasks spread over `shards(rt)` documents (16 on Firestore, 1
+on SQLite, which has no per-document write limit) and no document takes more than a
+program's rate divided by that. Readers query the days they want and add up what exists.
 
-Two queries, one per finished phase (done, dead), each a range on `completedAt` ordered
-newest first, merged here. Every terminal transition (complete, cancel, skip, expire, dead
-letter, a sprint closing its story's task) writes `completedAt`, and a finished task is never
-reopened (a retry is a new task), so this is exactly "finished in the window". One `in` over
-both phases would do on Firestore, but the SQLite adapter merges `in` queries in ascending
-order only, and newest first is what keeps a truncated answer useful.
+Past days stop changing, so the sweeper folds the shards of each day before yesterday into
+one document per day and program (`{day}-{program}`, `compacted`), deleting the shards in
+the same transaction: exactly once, whatever runs twice.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+import zlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, timedelta
+from functools import partial
 from typing import Any
 
+from cachebash.domain import usage as rules
 from cachebash.domain.errors import InvalidInput
-from cachebash.domain.task_states import Phase, TaskStatus
-from cachebash.ports.clock import to_iso
-from cachebash.ports.store import Doc, Query
+from cachebash.domain.usage import ALL, Tally, dollars, escape, fold
+from cachebash.ports.store import Query, Transaction
 from cachebash.services.runtime import Runtime, tenant_path
 
+COLLECTION = "usage"
 MAX_DAYS = 366
-MAX_TASKS = 20_000  # a hard cap on documents read per call; see the module docstring
-PAGE_SIZE = 500
-UNKNOWN = "unknown"
-_FINISHED_PHASES = (Phase.DONE.value, Phase.DEAD.value)
-_FAILED = (TaskStatus.FAILED.value, TaskStatus.DEAD.value)
+PAGE_SIZE = 1000
+REMOTE_SHARDS = 16
+#: Days before yesterday are folded, at most this many (day, program) groups per sweep.
+COMPACT_BATCH = 50
 
 
-@dataclass
-class Tally:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-    completed: int = 0
-    failed: int = 0
-    tasks: int = 0
-
-    def add(self, task: dict[str, Any]) -> None:
-        self.tokens_in += _whole(task.get("tokensIn"))
-        self.tokens_out += _whole(task.get("tokensOut"))
-        self.cost_usd += _amount(task.get("costUsd"))
-        status = task.get("status")
-        self.completed += int(status == TaskStatus.COMPLETED.value)
-        self.failed += int(status in _FAILED)
-        self.tasks += 1
-
-    def outcomes(self) -> dict[str, Any]:
-        return {"tokensIn": self.tokens_in, "tokensOut": self.tokens_out, "costUsd": round(self.cost_usd, 6),
-                "completed": self.completed, "failed": self.failed}
-
-    def group(self, key: str) -> dict[str, Any]:
-        return {"key": key, "tokensIn": self.tokens_in, "tokensOut": self.tokens_out,
-                "costUsd": round(self.cost_usd, 6), "tasks": self.tasks}
+def shards(rt: Runtime) -> int:
+    return rt.usage_shards or (REMOTE_SHARDS if rt.store.blocking_io else 1)
 
 
-def _whole(value: Any) -> int:
-    """Agents report usage; a missing or malformed figure counts as nothing rather than failing the page."""
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0
+def doc_path(tenant_id: str, day: str, program: str, shard: int | None) -> str:
+    suffix = "" if shard is None else f"-{shard}"
+    return tenant_path(tenant_id, COLLECTION, f"{day}-{escape(program)}{suffix}")
 
 
-def _amount(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0.0
+# --- counting ------------------------------------------------------------------------------------
 
+def count(tx: Transaction, rt: Runtime, tenant_id: str, before: Mapping[str, Any] | None,
+          changes: Mapping[str, Any]) -> None:
+    """Count a task's change (`before` None: its creation) with the change, in its transaction."""
+    after = {**(before or {}), **changes}
+    found = rules.counts(before, changes)
+    if found:
+        _write(tx, tenant_id, _day(rt, after), _shard(rt, str(after.get("taskId"))), found)
+
+
+def count_copies(tx: Transaction, rt: Runtime, tenant_id: str, template: Mapping[str, Any], copies: int) -> None:
+    """`copies` more tasks created like `template` (the benchmark's preload writes them in bulk)."""
+    found = [rules.Count(c.program, c.keys, {m: v * copies for m, v in c.metrics.items()})
+             for c in rules.counts(None, template)]
+    _write(tx, tenant_id, _day(rt, template), _shard(rt, str(template.get("taskId"))), found)
+
+
+def _write(tx: Transaction, tenant_id: str, day: str, shard: int, found: Iterable[rules.Count]) -> None:
+    per_program: dict[str, dict[str, int]] = {}
+    for item in found:
+        fields = per_program.setdefault(item.program, {})
+        for name, value in item.fields().items():
+            fields[name] = fields.get(name, 0) + value
+    for program, deltas in per_program.items():
+        tx.increment(doc_path(tenant_id, day, program, shard), deltas,
+                     {"day": day, "program": program, "shard": shard, "compacted": False})
+
+
+def _day(rt: Runtime, task: Mapping[str, Any]) -> str:
+    """The day of the transition: the task's `updatedAt`, which every change writes as its now."""
+    moment = task.get("updatedAt")
+    return moment[:10] if isinstance(moment, str) and len(moment) >= 10 else rt.clock.iso()[:10]
+
+
+def _shard(rt: Runtime, task_id: str) -> int:
+    return zlib.crc32(task_id.encode()) % shards(rt)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def read(rt: Runtime, tenant_id: str, first: date, last: date, program: str | None = None) -> list[dict[str, Any]]:
+    """Every counter document of the days from `first` to `last` (inclusive), of one program or all."""
+    base = Query(tenant_path(tenant_id, COLLECTION))
+    if program is not None:
+        base = base.where("program", "==", program)
+    base = base.where("day", ">=", first.isoformat()).where("day", "<=", last.isoformat()).order("day")
+    found: list[dict[str, Any]] = []
+    after: tuple[Any, ...] | None = None
+    while True:
+        page = rt.store.query(base.after(after).take(PAGE_SIZE))
+        found += [doc.data for doc in page]
+        if len(page) < PAGE_SIZE:
+            return found
+        after = page[-1].cursor(base)
+
+
+def totals(docs: Iterable[Mapping[str, Any]]) -> Tally:
+    return fold(docs, "all").get(ALL, Tally())
+
+
+def by_program(docs: Iterable[Mapping[str, Any]]) -> dict[str, Tally]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in docs:
+        grouped.setdefault(str(doc.get("program")), []).append(doc)
+    return {program: totals(group) for program, group in grouped.items()}
+
+
+def by_day(docs: Iterable[Mapping[str, Any]], first: date, last: date) -> list[tuple[str, Tally]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for doc in docs:
+        grouped.setdefault(str(doc.get("day")), []).append(doc)
+    return [(day, totals(grouped.get(day, []))) for day in days_between(first, last)]
+
+
+def days_between(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def today(rt: Runtime) -> date:
+    return rt.clock.now().astimezone(UTC).date()
+
+
+# --- the console's summary -------------------------------------------------------------------------
 
 def summary(rt: Runtime, tenant_id: str, *, days: int = 30) -> dict[str, Any]:
-    """Usage for the last `days` UTC days (today included) and for the current UTC month to date."""
+    """The console's Usage page: the last `days` UTC days (today included) by day, program,
+    model and provider, and the current UTC month to date."""
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days: must be a whole number from 1 to {MAX_DAYS}, not {days!r}", field="days")
-    today = rt.clock.now().astimezone(UTC).date()
-    first = today - timedelta(days=days - 1)
-    month_start = today.replace(day=1)
-    scan = _Scan(first.isoformat(), month_start.isoformat())
-    tasks, truncated = _finished_since(rt, tenant_id, min(first, month_start), today + timedelta(days=1))
-    for task in tasks:
-        scan.add(task)
-    result = {"success": True, "from": first.isoformat(), "to": today.isoformat(),
-              "days": scan.day_rows(first, today), **scan.groups(),
-              "month": scan.month.outcomes(), "totals": scan.totals.outcomes(), "truncated": truncated}
-    if truncated:
-        result["oldestRead"] = scan.oldest
-    return result
+    last = today(rt)
+    first = last - timedelta(days=days - 1)
+    month_start = last.replace(day=1)
+    docs = read(rt, tenant_id, min(first, month_start), last)
+    window = [d for d in docs if str(d.get("day")) >= first.isoformat()]
+    month = [d for d in docs if str(d.get("day")) >= month_start.isoformat()]
+    return {"success": True, "from": first.isoformat(), "to": last.isoformat(),
+            "days": [{"day": day, **_outcomes(t)} for day, t in by_day(window, first, last)],
+            "byProgram": _ranked(by_program(window)), "byModel": _ranked(fold(window, "model")),
+            "byProvider": _ranked(fold(window, "provider")), "month": _outcomes(totals(month)),
+            "totals": _outcomes(totals(window)), "truncated": False}
 
 
-class _Scan:
-    """The running sums of one `summary` call."""
-
-    def __init__(self, window_start: str, month_start: str) -> None:
-        self.window_start, self.month_start = window_start, month_start
-        self.by_day: dict[str, Tally] = {}
-        self.by: dict[str, dict[str, Tally]] = {"byProgram": {}, "byModel": {}, "byProvider": {}}
-        self.month, self.totals = Tally(), Tally()
-        self.oldest: str | None = None
-
-    def add(self, task: dict[str, Any]) -> None:
-        finished = str(task["completedAt"])
-        self.oldest = finished if self.oldest is None else min(self.oldest, finished)
-        day = finished[:10]
-        if day >= self.month_start:
-            self.month.add(task)
-        if day < self.window_start:
-            return
-        self.totals.add(task)
-        self.by_day.setdefault(day, Tally()).add(task)
-        keys = {"byProgram": program_of(task), "byModel": _label(task.get("model")),
-                "byProvider": _label(task.get("provider"))}
-        for name, key in keys.items():
-            self.by[name].setdefault(key, Tally()).add(task)
-
-    def day_rows(self, first: date, last: date) -> list[dict[str, Any]]:
-        rows = []
-        for offset in range((last - first).days + 1):
-            day = (first + timedelta(days=offset)).isoformat()
-            rows.append({"day": day, **self.by_day.get(day, Tally()).outcomes()})
-        return rows
-
-    def groups(self) -> dict[str, list[dict[str, Any]]]:
-        def ranked(tallies: dict[str, Tally]) -> list[dict[str, Any]]:
-            order = sorted(tallies.items(), key=lambda kv: (-round(kv[1].cost_usd, 6), -kv[1].tasks, kv[0]))
-            return [tally.group(key) for key, tally in order]
-
-        return {name: ranked(tallies) for name, tallies in self.by.items()}
+def _outcomes(t: Tally) -> dict[str, Any]:
+    return {"tokensIn": t["tokensIn"], "tokensOut": t["tokensOut"], "costUsd": dollars(t["costMicros"]),
+            "completed": t["completed"], "failed": t["failed"] + t["dead"]}
 
 
-def _label(value: Any) -> str:
-    return value if isinstance(value, str) and value else UNKNOWN
+def _ranked(rows: Mapping[str, Tally]) -> list[dict[str, Any]]:
+    """Finished work per key, costliest first (groups with nothing finished are left out)."""
+    kept = [(key, t) for key, t in rows.items() if t.finished()]
+    kept.sort(key=lambda kv: (-kv[1]["costMicros"], -kv[1].finished(), kv[0]))
+    return [{"key": key, "tokensIn": t["tokensIn"], "tokensOut": t["tokensOut"], "costUsd": dollars(t["costMicros"]),
+             "tasks": t.finished()} for key, t in kept]
 
 
-def program_of(task: dict[str, Any]) -> str:
-    """Who did the work: the finisher, else the holder. A dead-lettered task has neither (losing
-    the attempt clears `claimedBy` and no one completed it), so its last claimer is taken from
-    the history; a task nobody ever claimed (expired in the queue) is `unknown`."""
-    for name in ("completedBy", "claimedBy"):
-        if isinstance(task.get(name), str) and task[name]:
-            return str(task[name])
-    claims = [h.get("by") for h in task.get("history") or [] if isinstance(h, dict) and h.get("event") == "claim"]
-    return _label(claims[-1] if claims else None)
+# --- folding past days -------------------------------------------------------------------------------
+
+def compact(rt: Runtime, tenant_id: str) -> int:
+    """Fold the shards of days before yesterday into one document per day and program; returns
+    how many shard documents were folded."""
+    cutoff = (today(rt) - timedelta(days=1)).isoformat()
+    due = (Query(tenant_path(tenant_id, COLLECTION)).where("compacted", "==", False).where("day", "<", cutoff)
+           .order("day").take(COMPACT_BATCH * 4))
+    groups: dict[tuple[str, str], list[str]] = {}
+    for doc in rt.store.query(due):
+        groups.setdefault((str(doc.data["day"]), str(doc.data["program"])), []).append(doc.path)
+    return sum(rt.store.run_transaction(partial(_fold, tenant_id=tenant_id, day=day, program=program, paths=paths))
+               for (day, program), paths in list(groups.items())[:COMPACT_BATCH])
 
 
-def _finished_since(rt: Runtime, tenant_id: str, first: date, end: date) -> tuple[list[dict[str, Any]], bool]:
-    """Tasks finished from `first` (inclusive) to `end` (exclusive), newest first; True if the cap cut it short."""
-    streams = [_pages(rt, finished_query(tenant_id, phase, first, end)) for phase in _FINISHED_PHASES]
-    found: list[dict[str, Any]] = []
-    for read, doc in enumerate(heapq.merge(*streams, key=_recency, reverse=True)):
-        if read == MAX_TASKS:
-            return found, True
-        found.append(doc.data)
-    return found, False
-
-
-def finished_query(tenant_id: str, phase: str, first: date, end: date) -> Query:
-    """One phase's finished tasks in the range, newest first (index: phase, completedAt descending)."""
-    return (Query(tenant_path(tenant_id, "tasks")).where("phase", "==", phase)
-            .where("completedAt", ">=", _midnight(first)).where("completedAt", "<", _midnight(end))
-            .order("completedAt", descending=True))
-
-
-def _recency(doc: Doc) -> tuple[str, str]:
-    """The store's own order: completedAt, ties by document id, both descending."""
-    return str(doc.data.get("completedAt")), doc.id
-
-
-def _midnight(day: date) -> str:
-    return to_iso(datetime(day.year, day.month, day.day, tzinfo=UTC))
-
-
-def _pages(rt: Runtime, base: Query) -> Iterator[Doc]:
-    """What `base` matches, a page at a time from the last page's cursor, up to MAX_TASKS + 1
-    documents: one past the cap, so the caller can tell "exactly the cap" from "more"."""
-    after: tuple[Any, ...] | None = None
-    left = MAX_TASKS + 1
-    while left > 0:
-        want = min(PAGE_SIZE, left)
-        page = rt.store.query(base.after(after).take(want))
-        yield from page
-        left -= len(page)
-        if len(page) < want:
-            return
-        after = page[-1].cursor(base)
+def _fold(tx: Transaction, *, tenant_id: str, day: str, program: str, paths: list[str]) -> int:
+    target = doc_path(tenant_id, day, program, None)
+    target_doc, *shard_docs = tx.get_all([target, *paths])
+    merged: dict[str, Any] = dict(target_doc or {})
+    live = [(p, d) for p, d in zip(paths, shard_docs, strict=True) if d is not None]
+    for _, doc in live:
+        for name, value in doc.items():
+            if rules.parse_field(name) is not None:
+                merged[name] = int(merged.get(name, 0)) + int(value)
+    merged.update(day=day, program=program, shard=None, compacted=True)
+    if live:
+        tx.set(target, merged)
+        for path, _ in live:
+            tx.delete(path)
+    return len(live)

@@ -4,7 +4,8 @@ A quarter of the agents produce (at least one), the rest work. Producers hold ba
 backlog passes a few hundred tasks, so the queue stays the size a busy team would have rather
 than growing for the length of the run. Workers call get_tasks as an agent would (default
 page) and try the tasks listed starting at an offset of their own, as agents that do not
-talk to each other would; a lost claim race is counted (`refused`), not hidden.
+talk to each other would; a lost claim race is counted (`refused`), not hidden. Workers report
+tokens and cost on completing, as agents do, so usage counters are part of what is measured.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from cachebash.bench.stats import Recorder
 from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, timed
 
 MAX_BACKLOG = 256
+#: What a worker reports on completing, as an agent would: so the run counts usage too.
+USAGE_REPORT = {"tokens_in": 1200, "tokens_out": 300, "cost_usd": 0.0042, "model": "bench-model",
+                "provider": "bench"}
 
 
 async def run(target: Target, opts: Options) -> dict[str, Any]:
@@ -55,7 +59,8 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
                 if (await agent.call("claim_task", taskId=task["taskId"]))["success"]:
                     state["claimed"] += 1
                     winners[task["taskId"]].append(agent.program)
-                    done = await agent.call("complete_task", taskId=task["taskId"], completed_status="SUCCESS")
+                    done = await agent.call("complete_task", taskId=task["taskId"], completed_status="SUCCESS",
+                                            **USAGE_REPORT)
                     state["completed"] += done["success"]
                     break
 

@@ -34,6 +34,6 @@ class ToolSpec:
 
 
 def all_tools() -> list[ToolSpec]:
-    from cachebash.interface.tools import keys, messages, programs, sprints, tasks
+    from cachebash.interface.tools import keys, messages, programs, sprints, tasks, usage
 
-    return [*tasks.TOOLS, *messages.TOOLS, *sprints.TOOLS, *programs.TOOLS, *keys.TOOLS]
+    return [*tasks.TOOLS, *messages.TOOLS, *sprints.TOOLS, *programs.TOOLS, *keys.TOOLS, *usage.TOOLS]

@@ -250,6 +250,57 @@ class Programs(Result):
     awaySeconds: float = Field(description="How long unseen before a program counts as unavailable.")
 
 
+class Duration(Shape):
+    count: int = Field(description="Tasks completed or failed by their holder, timed from claim to finish.")
+    meanSeconds: float | None
+    p50Seconds: float | None = Field(description="Upper bound of the histogram bucket holding the median; None "
+                                                 "with no durations or past the last bound (a day).")
+    p90Seconds: float | None
+    histogram: dict[str, int] = Field(description="Tasks per bucket: le1, le10, le60, le300, le1800, le3600, "
+                                                  "le14400, le86400 (seconds), over.")
+
+
+class UsageFigures(Shape):
+    created: int
+    attempts: int = Field(description="Claims (each claim of a task is an attempt).")
+    completed: int
+    failed: int
+    dead: int = Field(description="Dead-lettered: attempts used up.")
+    cancelled: int = Field(description="Cancelled, skipped or expired.")
+    tokensIn: int
+    tokensOut: int
+    costUsd: float
+    duration: Duration
+
+
+class UsageRow(UsageFigures):
+    key: str = Field(description="The program, model, provider, project, type or day (YYYY-MM-DD); 'unknown' "
+                                 "where the task did not say.")
+
+
+class Quota(Shape):
+    month: str = Field(description="The UTC month, YYYY-MM.")
+    used: int = Field(description="Tasks created this month (not questions to the human, not owners' retries).")
+    limit: int | None = Field(description="The plan's monthly tasks; None: no quota.")
+    remaining: int | None
+    resetsAt: str = Field(description="When the month's count starts again (00:00 UTC on the 1st).")
+    openTasks: int = Field(description="Tasks queued or active now, against openLimit.")
+    openLimit: int | None = Field(description="The plan's max_open_tasks; None: no limit.")
+
+
+class Usage(Result):
+    period: str = Field(description="today, 7d, 30d, month, or range (from_date/to_date).")
+    from_: str = Field(alias="from", description="First UTC day, YYYY-MM-DD.")
+    to: str = Field(description="Last UTC day, included.")
+    groupBy: str
+    scope: Literal["tenant", "program"] = Field(description="tenant for an admin key, else your program's work.")
+    programId: str | None
+    totals: UsageFigures
+    rows: list[UsageRow]
+    plan: dict[str, Any] = Field(description="The tenant's plan: its name and limits (None: unlimited).")
+    quota: Quota
+
+
 class KeyCreated(Result):
     apiKey: str = Field(description="The key itself, shown this once.")
     keyId: str
