@@ -145,7 +145,8 @@ def test_the_quota_counts_created_tasks_but_questions_and_retries(
     create(runtime, team["lead"], "human", type="question")
     answer = get(runtime, team["b2"])  # any key sees the tenant's quota
     assert answer["plan"]["name"] == "self-hosted"
-    quota = {"month": "2026-02", "resetsAt": "2026-03-01T00:00:00Z", "openTasks": 3}  # January's, the retry, the question
+    # open: January's task, the retry and the question
+    quota = {"month": "2026-02", "resetsAt": "2026-03-01T00:00:00Z", "openTasks": 3}
     assert answer["quota"] == {**quota, "used": 1, "limit": None, "remaining": None, "openLimit": 100_000}
     runtime.default_plan = "free"  # the cloud's default (a stored plan is services.plans' to test)
     assert get(runtime, team["admin"], period="today")["quota"] == {**quota, "used": 1, "limit": 500,

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from cachebash.domain.errors import InvalidInput
-from cachebash.domain.usage import ALL, GetUsage, GroupBy, Period, Tally, fold
+from cachebash.domain.usage import GetUsage, GroupBy, Period, Tally, fold
 from cachebash.services import plans, quota, usage
 from cachebash.services.runtime import Caller, Runtime
 
