@@ -22,6 +22,8 @@ def recount(store: Store, tenant: str) -> dict[str, Counter[str]]:
     while page := store.query(base.after(after).take(1000)):
         for doc in page:
             _recount_one(doc.data, found)
+        if page[-1].cursor(base) == after:
+            raise AssertionError("the store repeated a page: it ignored the start-after cursor")
         after = page[-1].cursor(base)
     return found
 
