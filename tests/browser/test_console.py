@@ -186,6 +186,7 @@ def test_wave_bars_move_as_the_builders_work_without_a_reload(server: ServerProc
 def test_the_usage_page_shows_what_complete_task_recorded(server: ServerProcess, tenant: str, admin_key: str,
                                                          desk_page: Any, tmp_path: Path) -> None:
     builder = key_for(server, tenant, "builder")
+    server.cli("plan", "set", "--plan", "free", "--tenant", tenant)  # through the running server's owner API
     made = call(admin_key, server.url, "create_task", title="Summarise logs", target="builder")
 
     async def work() -> None:
@@ -204,6 +205,10 @@ def test_the_usage_page_shows_what_complete_task_recorded(server: ServerProcess,
     charts = tab.page.get_by_test_id("usage-charts")
     assert charts.locator("svg").count() >= 3
     assert "claude-sonnet-4-5" in tab.page.inner_text("body")
+    assert tab.page.get_by_test_id("usage-plan-name").inner_text() == "free"
+    assert "1 of 500 tasks this month · 499 left · resets" in tab.page.get_by_test_id("usage-quota").inner_text()
+    expect(tab.page.get_by_test_id("usage-quota-bar")).to_have_attribute("aria-valuenow", "1")
+    assert tab.page.get_by_test_id("usage-open").inner_text() == "0 of 500 open tasks allowed"
     shot(tab, "console-usage", tmp_path)
     tab.assert_clean()
 

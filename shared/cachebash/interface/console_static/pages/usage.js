@@ -1,4 +1,6 @@
-// Usage: this month's totals, the server-made charts, and tables by program, model, provider.
+// Usage: the plan and its quota, this month's totals, the server-made charts, and tables by program,
+// model, provider. The quota is the counter that admits tasks (services.quota), so "left" is what the
+// next create_task meets.
 
 import { live, withQuery } from "../api.js";
 import { count, empty, errorBanner, h, money, select, trustedSvg, fill } from "../dom.js";
@@ -16,13 +18,14 @@ let days = "30";
 export function mount(root, { signal }) {
   const status = h("div", { class: "status-slot" });
   const range = select("days", [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["366", "Last year"]], days, { testid: "usage-days", "aria-label": "Window" });
+  const plan = h("section", { class: "card plan-card", testid: "usage-plan" });
   const month = h("section", { class: "totals", testid: "usage-month" });
   const charts = h("section", { class: "charts", testid: "usage-charts" });
   const tables = h("section", { class: "usage-tables" });
   const daysBox = h("section", { class: "card" });
   const note = h("p", { class: "muted small" });
   root.append(h("div", { class: "page-head" }, h("h1", {}, "Usage"), range), status,
-    h("h2", { class: "section-title" }, "This month"), month, charts, tables, daysBox, note);
+    plan, h("h2", { class: "section-title" }, "This month"), month, charts, tables, daysBox, note);
 
   let loopAbort = null;
   const start = () => {
@@ -33,6 +36,7 @@ export function mount(root, { signal }) {
       signal: loopAbort.signal,
       onData(body) {
         status.replaceChildren();
+        renderPlan(plan, body.plan || {}, body.quota || {});
         renderMonth(month, body.month || {});
         renderCharts(charts, body.charts || {});
         fill(tables,
@@ -51,6 +55,33 @@ export function mount(root, { signal }) {
 
 function stat(label, value, testid) {
   return h("div", { class: "stat card" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value", testid }, value));
+}
+
+/** "12 of 500 tasks this month · 488 left · resets 1 Jan", a bar when there is a limit, open tasks. */
+function renderPlan(el, plan, q) {
+  const used = Number(q.used) || 0;
+  const limited = q.limit !== null && q.limit !== undefined;
+  const resets = q.resetsAt ? new Date(q.resetsAt).toLocaleDateString("en-GB", { day: "numeric", month: "short", timeZone: "UTC" }) : "";
+  const line = limited
+    ? `${count(used)} of ${count(q.limit)} tasks this month · ${count(q.remaining)} left · resets ${resets}`
+    : `${count(used)} ${used === 1 ? "task" : "tasks"} this month · no monthly limit`;
+  const parts = [
+    h("div", { class: "plan-head" }, h("h2", {}, "Plan"), h("span", { class: "pill", testid: "usage-plan-name" }, plan.name || "unknown")),
+    h("p", { testid: "usage-quota" }, line),
+  ];
+  if (limited) {
+    const share = q.limit > 0 ? Math.min(100, Math.round((100 * used) / q.limit)) : 100;
+    const bar = h("div", { class: ["bar", share >= 90 ? "bar-warn" : ""], role: "progressbar", testid: "usage-quota-bar",
+      "aria-label": "Monthly tasks used", "aria-valuemin": "0", "aria-valuemax": String(q.limit), "aria-valuenow": String(used) },
+      h("div", { class: "bar-fill" }));
+    bar.firstChild.style.width = `${share}%`;
+    parts.push(bar);
+  }
+  const open = q.openLimit === null || q.openLimit === undefined
+    ? `${count(q.openTasks)} open tasks`
+    : `${count(q.openTasks)} of ${count(q.openLimit)} open tasks allowed`;
+  parts.push(h("p", { class: "muted small", testid: "usage-open" }, open));
+  el.replaceChildren(...parts);
 }
 
 function renderMonth(el, m) {
