@@ -73,7 +73,7 @@ class Input(BaseModel):
     values arrive as text, such as URL query parameters, opts out with
     `model_config = ConfigDict(strict=False)` and then takes `"30"` for an integer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False,
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False, defer_build=True,
                               json_schema_extra=_descriptions_on_top)
 
 
