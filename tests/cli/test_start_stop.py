@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -159,3 +160,9 @@ def test_ctrl_c_in_a_terminal(tmp_path: Path) -> None:
         screen = term.wait_for("exit=")
     assert "exit=0" in screen and "Traceback" not in screen
     assert re.search(r"CacheBash stopped \(SIGINT\) in \d+\.\d s\.", screen), screen
+
+
+def test_python_dash_m_is_the_same_command(cachebash: Cli) -> None:
+    via_module = subprocess.run([sys.executable, "-m", "cachebash", "--version"], capture_output=True, text=True,
+                                env=cachebash.env, timeout=60)
+    assert via_module.returncode == 0 and via_module.stdout == cachebash.ok("--version")
