@@ -12,7 +12,7 @@ against the events published to their topics. The table this prints is the one i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ from cachebash.domain.inputs import parse
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import ManualClock
-from cachebash.ports.store import Doc, Query, Transaction
+from cachebash.ports.store import Transaction, Wrapping
 from cachebash.services import app_answers
 from cachebash.services.events import BY_TOPIC, DocumentTrigger
 from cachebash.services.runtime import Caller, Runtime
@@ -55,34 +55,32 @@ class Write:
         return self.op in ("create", "set")  # a set may create: counted for `created` triggers too
 
 
-class Recorder(Transaction):
+class Recorder(Wrapping):
+    """Notes each write (increments too: a counter bump is a document written) before passing it on."""
+
     def __init__(self, tx: Transaction, writes: list[Write]) -> None:
-        self._tx, self._writes = tx, writes
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        return self._tx.get(path)
-
-    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
-        return self._tx.get_all(paths)
-
-    def query(self, query: Query) -> list[Doc]:
-        return self._tx.query(query)
+        super().__init__(tx)
+        self._writes = writes
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self._writes.append(Write("create", path))
-        self._tx.create(path, data)
+        super().create(path, data)
 
     def set(self, path: str, data: dict[str, Any]) -> None:
         self._writes.append(Write("set", path))
-        self._tx.set(path, data)
+        super().set(path, data)
 
     def update(self, path: str, fields: dict[str, Any]) -> None:
         self._writes.append(Write("update", path))
-        self._tx.update(path, fields)
+        super().update(path, fields)
 
     def delete(self, path: str) -> None:
         self._writes.append(Write("delete", path))
-        self._tx.delete(path)
+        super().delete(path)
+
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        self._writes.append(Write("set", path))
+        super().increment(path, deltas, fields)
 
 
 class RecordingStore(SqliteStore):
@@ -226,6 +224,8 @@ def tour(t: Tour) -> None:
     spare = t.call(admin, "create_key", programId="tour-spare")
     t.call(admin, "list_keys")
     t.call(admin, "revoke_key", keyId=spare["keyId"])
+    t.call(builder, "get_usage")
+    t.call(admin, "get_cost_summary", period="month", group_by="model")
 
 
 @pytest.fixture

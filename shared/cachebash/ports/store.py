@@ -169,6 +169,38 @@ class Transaction(ABC):
         names are plain identifiers (`check_counter_fields`)."""
 
 
+class Wrapping(Transaction):
+    """A transaction that hands every operation to another one: the base of wrappers that add
+    to a transaction (the outbox's `emit`, a test's write log) without restating the port."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        return self._tx.get(path)
+
+    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
+        return self._tx.get_all(paths)
+
+    def query(self, query: Query) -> list[Doc]:
+        return self._tx.query(query)
+
+    def create(self, path: str, data: dict[str, Any]) -> None:
+        self._tx.create(path, data)
+
+    def set(self, path: str, data: dict[str, Any]) -> None:
+        self._tx.set(path, data)
+
+    def update(self, path: str, fields: dict[str, Any]) -> None:
+        self._tx.update(path, fields)
+
+    def delete(self, path: str) -> None:
+        self._tx.delete(path)
+
+    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
+        self._tx.increment(path, deltas, fields)
+
+
 def check_counter_fields(deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None) -> None:
     """Counters are top-level fields with plain names: a dotted or quoted name would be a path
     into a map on Firestore and a literal name elsewhere, and the npm stand-in takes only plain ones."""

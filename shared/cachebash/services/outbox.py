@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachebash.ports.bus import Event
-from cachebash.ports.store import Doc, Query, Transaction
+from cachebash.ports.store import Query, Transaction, Wrapping
 from cachebash.services.events import decode
 from cachebash.services.runtime import new_id, tenant_path
 
@@ -52,12 +52,12 @@ class Pending:
     path: str | None = None
 
 
-class Changes(Transaction):
+class Changes(Wrapping):
     """The transaction a body writes its change through, plus `emit` for the events it causes.
     Emitting is a write: do it after the body's reads, like every other write."""
 
     def __init__(self, tx: Transaction, rt: Runtime) -> None:
-        self._tx = tx
+        super().__init__(tx)
         self._rt = rt
         self.pending: list[Pending] = []
 
@@ -67,30 +67,6 @@ class Changes(Transaction):
             path = tenant_path(event.tenant_id, COLLECTION, new_id())
             self._tx.create(path, entry(event, self._rt.clock.iso(), self._rt.clock.iso(GRACE_SECONDS)))
         self.pending.append(Pending(event, path))
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        return self._tx.get(path)
-
-    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
-        return self._tx.get_all(paths)
-
-    def query(self, query: Query) -> list[Doc]:
-        return self._tx.query(query)
-
-    def create(self, path: str, data: dict[str, Any]) -> None:
-        self._tx.create(path, data)
-
-    def set(self, path: str, data: dict[str, Any]) -> None:
-        self._tx.set(path, data)
-
-    def update(self, path: str, fields: dict[str, Any]) -> None:
-        self._tx.update(path, fields)
-
-    def delete(self, path: str) -> None:
-        self._tx.delete(path)
-
-    def increment(self, path: str, deltas: Mapping[str, int | float], fields: Mapping[str, Any] | None = None) -> None:
-        self._tx.increment(path, deltas, fields)
 
 
 def entry(event: Event, now: str, due: str) -> dict[str, Any]:
