@@ -17,8 +17,8 @@ What counts against the monthly quota is one rule (`counts_monthly`): every new 
 question to the human and a retry (the owner's retry of a finished task, a story's later run).
 Every creating path calls `admit` (or `admit_some` for a sprint's unlocked stories), so no tool
 name can go around it. Cost per task created: the plan and both counters in one batched read,
-two writes; per task finished: one read and one write. On Firestore a tenant's creates and
-finishes serialize on these documents, as they must for an exact count.
+two writes; per task finished: one increment, no read. On Firestore a tenant's creates serialize
+on these documents, as they must for an exact count; finishes do not.
 """
 
 from __future__ import annotations
@@ -135,19 +135,23 @@ def admit(tx: Transaction, rt: Runtime, tenant_id: str, tasks: Sequence[dict[str
 
 
 def _write(tx: Transaction, counters: Counters, monthly: int, opened: int) -> None:
+    # Increments of what was read (the read holds the counters for this transaction, so the sum
+    # is exact), which also compose with `closing` when one transaction both admits and finishes.
     if monthly:
-        tx.set(month_path(counters.tenant_id, counters.month), {"tasks": counters.used + monthly})
-    tx.set(open_path(counters.tenant_id), {"open": counters.open + opened})
+        tx.increment(month_path(counters.tenant_id, counters.month), {"tasks": monthly})
+    tx.increment(open_path(counters.tenant_id), {"open": opened})
 
 
 def closing(tx: Transaction, tenant_id: str, finished: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
     """Take the tasks this transaction finishes off the open count: each a (task as read, task as
-    it will be written) pair. Call after the transaction's reads, before its writes."""
+    it will be written) pair. It reads nothing, so it may come after the transaction's writes."""
     n = sum(1 for before, after in finished if before.get("countedOpen")
             and before.get("phase") in _OPEN_PHASES and after.get("phase") not in _OPEN_PHASES)
     if n:
-        stored = tx.get(open_path(tenant_id)) or {}
-        tx.set(open_path(tenant_id), {"open": max(0, int(stored.get("open", 0)) - n)})
+        # An increment, not a read and a write: finishing tasks never waits on (or locks) the
+        # counter, so racing completions of one tenant do not queue behind each other on it. Only
+        # a task admitted through the counter is taken off, so it cannot go below zero.
+        tx.increment(open_path(tenant_id), {"open": -n})
 
 
 def usage(rt: Runtime, tenant_id: str) -> dict[str, Any]:
