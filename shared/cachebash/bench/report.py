@@ -140,6 +140,9 @@ def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
     srv = s["server"]
     rpcs = srv["storeRpcsPerCall"] if srv["storeRpcsPerCall"] is not None else f"n/a ({srv['store'] or 'unknown'})"
     lines.append(f"  server peak RSS {srv['peakRssMb']} MB; store RPCs per tool call: {rpcs}")
+    per_tool = srv.get("storeRpcsPerTool") or {}
+    if per_tool:
+        lines.append("  store RPCs per call, each tool alone: " + ", ".join(f"{t} {n}" for t, n in per_tool.items()))
     return lines
 
 
