@@ -191,3 +191,9 @@ def test_an_entry_lives_for_the_ttl_exactly() -> None:
     cache.put("h", None, {}, T0, cache.generation)
     assert cache.get("h", T0 + timedelta(seconds=29.999)) is not None
     assert cache.get("h", T0 + timedelta(seconds=30)) is None
+
+
+def test_an_entry_is_not_trusted_when_the_clock_went_back() -> None:
+    cache = KeyCache(ttl_seconds=30)
+    cache.put("h", None, {}, T0, cache.generation)
+    assert cache.get("h", T0 - timedelta(seconds=1)) is None

@@ -44,7 +44,8 @@ class Resolved:
     until: datetime
 
     @property
-    def program_id(self) -> tuple[str, str] | None:
+    def owner(self) -> tuple[str, str] | None:
+        """(tenant, program) of the key; None for an unknown key."""
         return None if self.key is None else (self.key["tenantId"], self.key["programId"])
 
 
@@ -67,7 +68,7 @@ class KeyCache:
             found = self._entries.get(key_hash)
             if found is None:
                 return None
-            if found.until <= now:
+            if not found.until - self.ttl <= now < found.until:  # expired (or the clock went back)
                 self._remove(key_hash)
                 return None
             self._entries.move_to_end(key_hash)
@@ -81,7 +82,7 @@ class KeyCache:
                 return  # something was dropped while these documents were read: they may be the old ones
             self._remove(key_hash)
             self._entries[key_hash] = entry
-            if (owner := entry.program_id) is not None:
+            if (owner := entry.owner) is not None:
                 self._by_program.setdefault(owner, set()).add(key_hash)
             while len(self._entries) > self.max_entries:
                 self._remove(next(iter(self._entries)))
@@ -104,7 +105,7 @@ class KeyCache:
 
     def _remove(self, key_hash: str) -> None:
         entry = self._entries.pop(key_hash, None)
-        if entry is not None and (owner := entry.program_id) is not None:
+        if entry is not None and (owner := entry.owner) is not None:
             hashes = self._by_program.get(owner)
             if hashes is not None:
                 hashes.discard(key_hash)
