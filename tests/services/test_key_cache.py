@@ -4,17 +4,21 @@ TTL, on the runtime's clock (no sleeps); a waiting call's re-check never trusts 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
+from cachebash.adapters.local_signals import LocalSignals
 from cachebash.bootstrap import embedded_runtime
 from cachebash.domain.errors import Unauthenticated
 from cachebash.domain.inputs import parse
 from cachebash.domain.programs import CreateKey
 from cachebash.domain.tasks import CreateTask
 from cachebash.ports.clock import ManualClock
+from cachebash.ports.signals import revocation_key
 from cachebash.ports.store import Store
 from cachebash.services import keys, presence, revocation, tasks
 from cachebash.services.key_cache import TTL_SECONDS, KeyCache
@@ -116,6 +120,37 @@ def test_a_revocation_by_another_process_is_seen_within_the_ttl(runtime: Runtime
     clock.advance(1)
     with pytest.raises(Unauthenticated, match="was revoked"):
         keys.authenticate(runtime, created["apiKey"])
+
+
+@pytest.mark.anyio
+async def test_a_revocation_elsewhere_is_seen_at_once_while_this_process_listens_to_the_tenant(
+        backend: str, runtime: Runtime, other: Runtime) -> None:
+    """A process with calls waiting in the tenant listens to its keys; the feed drops a key seen
+    revoked from the cache, so the next call is refused without waiting out the TTL."""
+    if backend == "sqlite":
+        pytest.skip("SQLite cannot listen: only the TTL bounds another process's revocation")
+    created = new_key(runtime, "builder")
+    warm(runtime, created["apiKey"])
+    key_hash = keys.hash_key(created["apiKey"])
+    signals = runtime.signals
+    assert isinstance(signals, LocalSignals)
+    try:
+        with signals.subscribe("default", [revocation_key(created["keyId"])]):
+            await _until(lambda: signals.stats()["feedsLive"] == 1)
+            keys.revoke_tenant_key(other, "default", created["keyId"])
+            await _until(lambda: runtime.key_cache.get(key_hash, runtime.clock.now()) is None)
+    finally:
+        signals.close()  # the feed's listeners, before the store closes under them
+    with pytest.raises(Unauthenticated, match="was revoked"):
+        keys.authenticate(runtime, created["apiKey"])  # the runtime's clock has not moved
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """The listener's delay (tens of milliseconds): a bound against a hang, not a speed test."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
 
 
 def test_a_waiting_call_rechecks_its_key_in_the_store_not_the_cache(runtime: Runtime, other: Runtime) -> None:
