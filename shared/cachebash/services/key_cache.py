@@ -13,7 +13,9 @@ Fresh where it matters:
   that raced it.
 - In another process on the same store (Cloud Functions instances, a second server, the CLI)
   the same changes are seen within `TTL_SECONDS`: a revoked key keeps working there for at most
-  that long, new groups and interrupt marks show up as late. A call that waits (`wait_seconds`)
+  that long, new groups and interrupt marks show up as late. A process listening to the tenant
+  (it has calls waiting there, on Firestore) drops a key as soon as its feed sees it revoked
+  (`services.watching.TenantFeed`). A call that waits (`wait_seconds`)
   reads its key again from the store before it acts on a wake-up (`services.revocation.check`),
   never from here, so it still ends at once.
 
