@@ -159,7 +159,8 @@ def _waiters_lines(s: dict[str, Any]) -> list[str]:
         f"p99 {on['p99Ms']} ms (p99 ratio {s['p99Ratio']})",
         f"  plain calls after waiters:   {s['afterWaiters']['count']} calls, p99 {s['afterWaiters']['p99Ms']} ms "
         "(the machine's drift)",
-        f"  waiters released by a message: {s['waitersReleased']} of {s['waiters']}; errors {s['waiterErrors']}",
+        f"  waiters released by a message: {s['waitersReleased']} of {s['waiters']}; errors {s['waiterErrors']}"
+        + "".join(f", {code} {n}" for code, n in (s.get("waiterErrorCodes") or {}).items()),
     ]
 
 
