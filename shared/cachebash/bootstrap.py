@@ -22,6 +22,7 @@ from cachebash.ports.notifier import Notifier
 from cachebash.ports.store import Query, QueryObserver, Store
 from cachebash.services.events import pubsub_functions
 from cachebash.services.handlers import HANDLERS, EventHandler
+from cachebash.services.key_cache import KeyCache
 from cachebash.services.runtime import Runtime
 from cachebash.services.wakeups import WakingBus
 from cachebash.services.watching import TenantFeed
@@ -78,11 +79,14 @@ def build_runtime(settings: Settings | None = None, *, store: Store | None = Non
     clock = clock or SystemClock()
     # A store that other processes also write (Firestore) is listened to, one listener per tenant
     # with waiting calls; waiters poll it only while that listener is not live.
+    # The feed also drops a key revoked elsewhere from the key cache, at once rather than at its TTL.
+    key_cache = KeyCache()
     signals = LocalSignals(poll=POLL if store.blocking_io else None,
-                           feeds=partial(TenantFeed, store, clock) if store.listens else None)
+                           feeds=partial(TenantFeed, store, clock, forget_key=key_cache.forget_key)
+                           if store.listens else None)
     inner = bus or InProcessBus()
     runtime = Runtime(store=store, bus=WakingBus(inner, signals), clock=clock, policy=settings.policy,
-                      signals=signals, notifier=notifier or LogNotifier(), strict=strict,
+                      signals=signals, notifier=notifier or LogNotifier(), strict=strict, key_cache=key_cache,
                       away_seconds=settings.away_seconds, default_plan=settings.default_plan or EMBEDDED_DEFAULT)
     if isinstance(inner, InProcessBus):
         for kind, handlers in HANDLERS.items():

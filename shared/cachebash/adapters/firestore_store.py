@@ -7,6 +7,13 @@ contention, which is why the port asks transaction functions to be free of side 
 
 The client is made on first use, never at import, so a cold start that never touches the
 store (a health probe) pays nothing for it.
+
+`rpc_count` counts the RPCs this adapter issues (for `cachebash bench`'s store RPCs per tool
+call, read by `/bench/stats`): one per document get, batch get, query or count, and per
+transaction its BeginTransaction, each read, and its Commit or Rollback. A listener counts one
+(its Listen stream), not one per message. The transaction's control RPCs follow the client
+library's flow (`transactional`: begin, the function, commit; rollback on any error once begun);
+tests/contract/test_firestore_rpc_count.py checks the count against the library's own calls.
 """
 
 from __future__ import annotations
@@ -82,6 +89,18 @@ class FirestoreStore(Store):
         self.transaction_deadline_s = transaction_deadline_s
         self._client: firestore.Client | None = None
         self._lock = threading.Lock()
+        self._rpcs = 0
+        self._rpcs_lock = threading.Lock()
+
+    @property
+    def rpc_count(self) -> int:
+        """RPCs issued so far (see the module's docstring for what counts as one)."""
+        return self._rpcs
+
+    def counted(self, n: int = 1) -> None:
+        """Note `n` RPCs issued (thread-safe: calls run on worker threads)."""
+        with self._rpcs_lock:
+            self._rpcs += n
 
     @property
     def client(self) -> firestore.Client:
@@ -134,38 +153,58 @@ class FirestoreStore(Store):
                 pause = min(pause * 2, BACKOFF_CAP_S)
 
     def _attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
-        @firestore.transactional
-        def body(native: firestore.Transaction) -> T:
-            tx = _FirestoreTransaction(self, native, attempt)
-            result = fn(tx)
-            tx.write_counters()
-            return result
-
         try:
-            with attempt.turns:  # a turn taken at the first read lasts until commit or rollback
-                result: T = body(self.client.transaction(max_attempts=1))
-            return result
+            return self._counted_attempt(fn, attempt)
         except gexc.AlreadyExists as exc:
             raise AlreadyExists(exc.message) from exc
         except gexc.NotFound as exc:
             raise Missing(exc.message) from exc
 
+    def _counted_attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
+        # The library begins the transaction, runs `body`, then commits; on any error once begun
+        # it rolls back. `began` and `committing` say which of those RPCs it issued.
+        began = committing = False
+
+        @firestore.transactional
+        def body(native: firestore.Transaction) -> T:
+            nonlocal began, committing
+            began = True
+            tx = _FirestoreTransaction(self, native, attempt)
+            result = fn(tx)
+            tx.write_counters()
+            committing = True
+            return result
+
+        self.counted()  # BeginTransaction
+        try:
+            with attempt.turns:  # a turn taken at the first read lasts until commit or rollback
+                result: T = body(self.client.transaction(max_attempts=1))
+        except BaseException:
+            self.counted(int(committing) + int(began))  # the Commit that failed; the Rollback
+            raise
+        self.counted()  # Commit
+        return result
+
     def get(self, path: str) -> dict[str, Any] | None:
         check_path(path, collection=False)
+        self.counted()
         return _data(self.client.document(path).get())
 
     def query(self, query: Query) -> list[Doc]:
         self.observe(query)
+        self.counted()
         return [_doc(query, snap) for snap in self._native(query).stream()]
 
     def count(self, query: Query) -> int:
         self.observe(query)
+        self.counted()
         found = self._native(query).count().get()
         return int(found[0][0].value)
 
     def listen(self, query: Query, on_changes: OnChanges) -> Listening:
         from cachebash.adapters.firestore_watch import FirestoreListening
 
+        self.counted()  # the Listen stream, once: its messages are not counted
         return FirestoreListening(self, query, on_changes)
 
     def _native(self, query: Query) -> Any:
@@ -248,6 +287,7 @@ class _FirestoreTransaction(Transaction):
     def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
         self._before_read(paths[0] if paths else None)
         refs = [self._ref(path) for path in paths]
+        self._store.counted()
         # The server answers in any order; put each snapshot back where it was asked for.
         snaps = self._native.get_all(refs, **self._attempt.read_options())
         found = {snap.reference.path: _data(snap) for snap in snaps}
@@ -257,6 +297,7 @@ class _FirestoreTransaction(Transaction):
         self._before_read(query.collection)
         self._store.observe(query)
         native = self._store._native(query)
+        self._store.counted()
         return [_doc(query, snap) for snap in self._native.get(native, **self._attempt.read_options())]
 
     def create(self, path: str, data: dict[str, Any]) -> None:

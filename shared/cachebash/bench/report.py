@@ -140,6 +140,9 @@ def _section(name: str, s: dict[str, Any], base: dict[str, Any]) -> list[str]:
     srv = s["server"]
     rpcs = srv["storeRpcsPerCall"] if srv["storeRpcsPerCall"] is not None else f"n/a ({srv['store'] or 'unknown'})"
     lines.append(f"  server peak RSS {srv['peakRssMb']} MB; store RPCs per tool call: {rpcs}")
+    per_tool = srv.get("storeRpcsPerTool") or {}
+    if per_tool:
+        lines.append("  store RPCs per call, each tool alone: " + ", ".join(f"{t} {n}" for t, n in per_tool.items()))
     return lines
 
 
@@ -156,7 +159,8 @@ def _waiters_lines(s: dict[str, Any]) -> list[str]:
         f"p99 {on['p99Ms']} ms (p99 ratio {s['p99Ratio']})",
         f"  plain calls after waiters:   {s['afterWaiters']['count']} calls, p99 {s['afterWaiters']['p99Ms']} ms "
         "(the machine's drift)",
-        f"  waiters released by a message: {s['waitersReleased']} of {s['waiters']}; errors {s['waiterErrors']}",
+        f"  waiters released by a message: {s['waitersReleased']} of {s['waiters']}; errors {s['waiterErrors']}"
+        + "".join(f", {code} {n}" for code, n in (s.get("waiterErrorCodes") or {}).items()),
     ]
 
 

@@ -85,3 +85,12 @@ def _drop(rt: Runtime, caller: Caller, stale: set[str]) -> None:
             tx.update(path, {FIELD: [i for i in program.get(FIELD) or () if i not in stale]})
 
     rt.store.run_transaction(write)
+    rt.key_cache.forget_program(caller.tenant_id, caller.program_id)
+
+
+def forget_marked(rt: Runtime, tenant_id: str, members: Sequence[str]) -> None:
+    """After a commit that marked `members`: what the key cache holds of their program documents
+    is stale, so their next call reads the marks (at once in this process; elsewhere within the
+    key cache's TTL)."""
+    for member in dict.fromkeys(members):
+        rt.key_cache.forget_program(tenant_id, member)

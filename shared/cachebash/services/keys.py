@@ -2,6 +2,9 @@
 
 Only the SHA-256 of a key is stored (as the document id of `keys/{hash}`), so a leaked
 database does not leak working keys; the plaintext is shown once, at creation.
+
+What authentication reads is kept for a short while (`services.key_cache`: no store read for a
+key seen in the last 30 s); every write here to a key or a program drops what it changed.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> d
         return program
 
     program = rt.store.run_transaction(write)
+    rt.key_cache.forget_key(key_hash)
+    rt.key_cache.forget_program(tenant_id, cmd.programId)  # its groups
     return activity.key_created({
         "success": True, "apiKey": plaintext, "keyId": record["keyId"], "programId": cmd.programId,
         "tenantId": tenant_id, "groups": program["groups"], "admin": cmd.admin, "label": cmd.label,
@@ -89,15 +94,15 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
     if not plaintext:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     key_hash = hash_key(plaintext)
-    record = rt.store.get(key_path(key_hash))
+    record, program = _resolve(rt, key_hash)
     if (refused := revocation.refusal(record)) is not None:
         raise refused
     assert record is not None
     program_path = directory.program_path(record["tenantId"], record["programId"])
-    program = rt.store.get(program_path) or {}
     # Presence ("last seen"): a write only when the stored time is a minute old, so a busy agent
     # costs one write a minute, not one per call.
-    presence.note_key_and_program(rt, key_path(key_hash), record, program_path if program else None, program)
+    if presence.note_key_and_program(rt, key_path(key_hash), record, program_path if program else None, program):
+        rt.key_cache.forget_program(record["tenantId"], record["programId"])
     return Caller(
         tenant_id=record["tenantId"],
         program_id=record["programId"],
@@ -107,6 +112,21 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
         marks=ProgramMarks.of(program),
         key_path=key_path(key_hash),
     )
+
+
+def _resolve(rt: Runtime, key_hash: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The key's document (None: unknown) and, for an active key, its program's ({} if none):
+    from the key cache, or read from the store and kept there."""
+    now = rt.clock.now()
+    if (hit := rt.key_cache.get(key_hash, now)) is not None:
+        return hit.key, hit.program
+    generation = rt.key_cache.generation
+    record = rt.store.get(key_path(key_hash))
+    program: dict[str, Any] = {}
+    if record is not None and record.get("active"):
+        program = rt.store.get(directory.program_path(record["tenantId"], record["programId"])) or {}
+    rt.key_cache.put(key_hash, record, program, now, generation)
+    return record, program
 
 
 def _tenant_keys(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:
@@ -144,13 +164,14 @@ def revoke_tenant_key(rt: Runtime, tenant_id: str, key_id: str) -> dict[str, Any
     query = _key_query(tenant_id, key_id)
     now = rt.clock.iso()
 
-    def revoke(tx: Transaction) -> dict[str, Any]:
+    def revoke(tx: Transaction) -> tuple[str, dict[str, Any]]:
         path, record = _one_key(tx.query(query), key_id)
         if record.get("active"):
             tx.update(path, {"active": False, "revokedAt": now})
-        return record
+        return path, record
 
-    record = rt.store.run_transaction(revoke)
+    path, record = rt.store.run_transaction(revoke)
+    rt.key_cache.forget_key(path.removeprefix(f"{KEYS}/"))
     revocation.announce(rt, tenant_id, key_id)
     return activity.key_revoked(tenant_id, {"success": True, "keyId": key_id, "programId": record["programId"],
                                             "active": False})

@@ -64,13 +64,14 @@ def _sessions(program: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def note_key_and_program(rt: Runtime, key_path: str, key: Mapping[str, Any], program_id_path: str | None,
-                         program: Mapping[str, Any]) -> None:
+                         program: Mapping[str, Any]) -> bool:
     """At authentication: the key's `lastUsedAt` and the program's `lastSeenAt`, each if due, in
-    one transaction (blind updates: nothing is read)."""
+    one transaction (blind updates: nothing is read). Whether it wrote (the caller then drops
+    what the key cache holds of them)."""
     key_due = due(key.get("lastUsedAt"), rt)
     program_due = program_id_path is not None and due(program.get("lastSeenAt"), rt)
     if not (key_due or program_due):
-        return
+        return False
     now = rt.clock.iso()
 
     def write(tx: Transaction) -> None:
@@ -80,6 +81,7 @@ def note_key_and_program(rt: Runtime, key_path: str, key: Mapping[str, Any], pro
             tx.update(program_id_path, {"lastSeenAt": now})
 
     rt.store.run_transaction(write)
+    return True
 
 
 def note_session(rt: Runtime, caller: Caller, session_id: str | None) -> None:
@@ -98,6 +100,7 @@ def note_session(rt: Runtime, caller: Caller, session_id: str | None) -> None:
         tx.update(path, {"sessions": sessions, "lastSeenAt": now})
 
     rt.store.run_transaction(write)
+    rt.key_cache.forget_program(caller.tenant_id, caller.program_id)
 
 
 def after_call(rt: Runtime, caller: Caller, cmd: Any, body: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,9 @@ def wait_keys(caller: Caller) -> list[str]:
 
 
 def check(rt: Runtime, caller: Caller) -> None:
-    """Before a waiting call acts on a wake-up: one read of its key document."""
+    """Before a waiting call acts on a wake-up: one read of its key document, from the store and
+    never from the key cache, so a revocation by another process ends the call as soon as it
+    wakes (the cache would show it only after its TTL)."""
     if caller.key_path is None:
         return  # not authenticated by a key (services called directly)
     if (refused := refusal(rt.store.get(caller.key_path), waiting=True)) is not None:

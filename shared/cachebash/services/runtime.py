@@ -16,6 +16,7 @@ from cachebash.ports.clock import Clock
 from cachebash.ports.notifier import Notifier
 from cachebash.ports.signals import Signals
 from cachebash.ports.store import Store
+from cachebash.services.key_cache import KeyCache
 
 if TYPE_CHECKING:
     from cachebash.services.outbox import Dispatcher
@@ -39,6 +40,8 @@ class Runtime:
     #: services/plans' short cache of tenants' plans: kept on the runtime, so two runtimes (tests,
     #: a CLI beside a server) never see each other's entries, as they could under an id() key.
     plan_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: What authentication read, per key, for `key_cache.TTL_SECONDS` (on the runtime for the same reason).
+    key_cache: KeyCache = field(default_factory=KeyCache, repr=False, compare=False)
     #: Counter documents per day and program for usage (services.usage); None: 16 on a remote store, else 1.
     usage_shards: int | None = None
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).

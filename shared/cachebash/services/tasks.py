@@ -101,7 +101,10 @@ def create_task(rt: Runtime, caller: Caller, cmd: CreateTask) -> dict[str, Any]:
             tx.emit(push)
         return result
 
-    return activity.task_created(caller, run_once(rt, caller, "create_task", cmd, write)[0])
+    created = run_once(rt, caller, "create_task", cmd, write)[0]
+    if interrupt:
+        interrupt_marks.forget_marked(rt, caller.tenant_id, route.members)
+    return activity.task_created(caller, created)
 
 
 @dataclass(frozen=True)

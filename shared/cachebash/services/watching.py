@@ -93,10 +93,15 @@ def message_wakes(change: Change) -> set[str]:
     return {OWNER_KEY, inbox_key(target)}
 
 
+def key_revoked(change: Change) -> bool:
+    """A key that left the tenant's active keys was revoked (or deleted)."""
+    return change.removed or not change.doc.data.get("active")
+
+
 def key_wakes(change: Change) -> set[str]:
-    """A key that left the tenant's active keys was revoked (or deleted): its waiting calls end."""
+    """A revoked key's waiting calls end."""
     key_id = change.doc.data.get("keyId")
-    if (change.removed or not change.doc.data.get("active")) and isinstance(key_id, str):
+    if key_revoked(change) and isinstance(key_id, str):
         return {OWNER_KEY, revocation_key(key_id)}
     return {OWNER_KEY}  # e.g. `lastUsedAt`, which the console shows
 
@@ -113,9 +118,11 @@ class TenantFeed(Feed):
     they hold. Callbacks come from the store's listener threads and the timer's thread."""
 
     def __init__(self, store: Store, clock: Clock, tenant_id: str, notify: Callable[[Iterable[str]], None],
-                 watched: Sequence[Watched] = WATCHED) -> None:
+                 watched: Sequence[Watched] = WATCHED, forget_key: Callable[[str], None] | None = None) -> None:
         self._clock = clock
         self._notify = notify
+        #: Told the hash of each key seen revoked (the key cache drops it: see `services.key_cache`).
+        self._forget_key = forget_key
         self._lock = threading.Lock()
         self._due: dict[str, dict[str, Due]] = {}  # per watched query: document path -> its due moment
         self._timer: threading.Timer | None = None
@@ -145,6 +152,10 @@ class TenantFeed(Feed):
             listening.close()
 
     def _changed(self, watched: Watched, docs: list[Doc], changes: list[Change]) -> None:
+        if watched.name == "keys" and self._forget_key is not None:
+            for change in changes:
+                if key_revoked(change):
+                    self._forget_key(change.doc.path.rsplit("/", 1)[-1])
         woken = set().union(*(watched.wakes(change) for change in changes))
         if woken:
             self._notify(woken)

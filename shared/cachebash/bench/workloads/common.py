@@ -38,6 +38,28 @@ def deadline(seconds: float) -> Callable[[], bool]:
     return lambda: time.monotonic() < end
 
 
+#: Calls of each tool in `rpcs_per_tool`'s quiet phase.
+PROBE_CALLS = 10
+
+
+async def rpcs_per_tool(target: Target, steps: Sequence[tuple[str, Callable[[], Awaitable[Any]]]]) -> dict[str, Any]:
+    """Store RPCs per call of each tool, on a store that counts them (empty otherwise): after the
+    timed run, each step's call is made `PROBE_CALLS` times in a row by one agent, alone, between
+    two reads of the server's counter. So a figure is one tool's own RPCs (what the server does
+    in the background meanwhile, rarely anything, is counted too), which the mixed run's overall
+    figure cannot split."""
+    found: dict[str, Any] = {}
+    for tool, call in steps:
+        before = (await target.stats()).get("storeRpcs")
+        if not isinstance(before, int):
+            return {}  # a store that does not count (SQLite): no probe
+        for _ in range(PROBE_CALLS):
+            await call()
+        after = (await target.stats())["storeRpcs"]
+        found[tool] = round((after - before) / PROBE_CALLS, 1)
+    return found
+
+
 class ServerWatch:
     """Peak RSS and store RPCs over one workload, from the server's `/bench/stats`."""
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachebash.bench.agents import Agent
 from cachebash.bench.options import Options
 from cachebash.bench.server import Target
 from cachebash.bench.stats import Recorder
-from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, timed
+from cachebash.bench.workloads.common import ServerWatch, close_all, deadline, make_agents, rpcs_per_tool, timed
 
 MAX_BACKLOG = 256
 #: What a worker reports on completing, as an agent would: so the run counts usage too.
@@ -68,13 +69,40 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
     await watch.start()
     try:
         elapsed = await timed([produce(p) for p in producers] + [work(w, i) for i, w in enumerate(workers)])
+        summary = recorder.summary(elapsed)
+        server = await watch.finish(summary["calls"])
+        server["storeRpcsPerTool"] = await rpcs_per_tool(target, probe_steps(producers[0], workers[0]))
     finally:
         await close_all(producers + workers)
-    summary = recorder.summary(elapsed)
     return {
         "agents": n, "producers": producers_n, "workers": n - producers_n, **summary,
         "tasksCreated": state["created"], "tasksCompleted": state["completed"],
         "tasksCompletedPerSecond": round(state["completed"] / elapsed, 1),
         "doubleClaims": sum(1 for w in winners.values() if len(w) > 1),
-        "server": await watch.finish(summary["calls"]),
+        "server": server,
     }
+
+
+def probe_steps(producer: Agent, worker: Agent) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    """The dispatch cycle one tool at a time, for `rpcs_per_tool`: tasks for the worker itself,
+    each claimed and completed."""
+    made: list[str] = []
+    claimed: list[str] = []
+
+    async def create() -> None:
+        made.append((await producer.call("create_task", title="probe", target=worker.program,
+                                         instructions="Benchmark probe."))["taskId"])
+
+    async def get() -> None:
+        await worker.call("get_tasks")
+
+    async def claim() -> None:
+        task_id = made.pop()
+        if (await worker.call("claim_task", taskId=task_id))["success"]:
+            claimed.append(task_id)
+
+    async def complete() -> None:
+        if claimed:
+            await worker.call("complete_task", taskId=claimed.pop(), completed_status="SUCCESS", **USAGE_REPORT)
+
+    return [("create_task", create), ("get_tasks", get), ("claim_task", claim), ("complete_task", complete)]

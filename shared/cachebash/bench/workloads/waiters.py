@@ -20,6 +20,7 @@ import asyncio
 import math
 import random
 import time
+from collections import Counter
 from typing import Any
 
 from cachebash.bench.agents import Agent
@@ -44,7 +45,7 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
     await watch.start()
     try:
         without = await _plain_phase(plain, opts.duration)
-        holding = {"released": 0, "errors": 0}
+        holding: dict[str, Any] = {"released": 0, "errors": 0, "codes": Counter()}
         held = [asyncio.create_task(_hold(h, opts.wait_seconds, holding)) for h in holders]
         settled = await _settle(target, opts.waiters)
         during = await target.stats()
@@ -61,6 +62,7 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
         "withoutWaiters": without, "withWaiters": with_waiters, "afterWaiters": after,
         "p99Ratio": round(loaded / base, 2) if loaded is not None and base else None,
         "waitersReleased": holding["released"], "waiterErrors": holding["errors"],
+        "waiterErrorCodes": dict(holding["codes"]),
         "signals": during.get("signals"), "server": server,
     }
 
@@ -85,7 +87,7 @@ async def _plain_phase(agents: list[Agent], duration: float) -> dict[str, Any]:
     return {k: summary[k] for k in _FIGURES}
 
 
-async def _hold(agent: Agent, wait_seconds: float, holding: dict[str, int]) -> None:
+async def _hold(agent: Agent, wait_seconds: float, holding: dict[str, Any]) -> None:
     """Wait, and wait again, until the message that releases this waiter arrives."""
     wait = round(random.uniform(0.5, wait_seconds), 1)
     while True:
@@ -93,6 +95,7 @@ async def _hold(agent: Agent, wait_seconds: float, holding: dict[str, int]) -> N
         wait = wait_seconds
         if not body["success"]:
             holding["errors"] += 1
+            holding["codes"][str((body.get("error") or {}).get("code"))] += 1
             return
         if body["count"]:
             holding["released"] += 1
