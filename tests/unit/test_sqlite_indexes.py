@@ -11,15 +11,20 @@ import pytest
 
 from cachebash.adapters.sqlite_store import SqliteStore, query_plan
 from cachebash.ports.indexes import CONTAINS, DESCENDING, INDEXES, Index
-from cachebash.ports.store import Query
+from cachebash.ports.store import Query, StoreError, Transaction
+from cachebash.services import relay
 
 
 def _served_query(index: Index) -> Query:
     """A query of the index's shape: equality (or array_contains) on all its fields but the
     last, ordered by the last."""
     query = Query(f"tenants/t/{index.collection_group}")
+    only = dict(index.only)
     for field, mode in index.fields[:-1]:
-        query = query.where(field, "array_contains", "x") if mode == CONTAINS else query.where(field, "==", "x")
+        if mode == CONTAINS:
+            query = query.where(field, "array_contains", "x")
+        else:
+            query = query.where(field, "==", only.get(field, "x"))
     field, mode = index.fields[-1]
     return query.order(field, descending=mode == DESCENDING).take(10)
 
@@ -42,6 +47,34 @@ def test_the_queue_query_uses_its_index_with_every_equality(store: SqliteStore) 
              .order("priorityRank").order("createdAt").take(51))
     plan = " / ".join(query_plan(store, queue))
     assert "USING INDEX ix_tasks_target_phase_priorityRank_createdAt (collection=? AND <expr>=? AND <expr>=?)" in plan
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    (Query("tenants/t/tasks").where("phase", "==", "active")
+     .where("leaseExpiresAt", "<=", "2026").order("leaseExpiresAt").take(100), "ix_tasks_phase_leaseExpiresAt"),
+    (Query("tenants/t/tasks").where("phase", "==", "queued").where("expiresAt", "<=", "2026").order("expiresAt")
+     .take(100), "ix_tasks_phase_expiresAt"),
+    (relay.expired_query("t", "2026"), "ix_messages_delivered_expiresAt"),
+    (relay.forgettable_query("t", "2026"), "ix_messages_delivered_deliveredAt"),
+    (Query("tenants/t/usage").where("compacted", "==", False).where("day", "<", "2026").order("day"),
+     "ix_usage_compacted_day"),
+])
+def test_the_partial_indexes_serve_the_queries_they_hold_rows_for(store: SqliteStore, query: Query,
+                                                                 index: str) -> None:
+    assert f"USING INDEX {index} " in " / ".join(query_plan(store, query))
+
+
+def test_a_partial_index_holds_only_its_rows_and_other_values_still_query(store: SqliteStore) -> None:
+    for doc_id, phase in (("a", "active"), ("d", "done")):
+        store.run_transaction(lambda tx, i=doc_id, p=phase: tx.set(f"tenants/t/tasks/{i}", {
+            "phase": p, "leaseExpiresAt": "2025"}))
+    held = store._conn.execute("SELECT COUNT(*) FROM docs INDEXED BY ix_tasks_phase_leaseExpiresAt "
+                               "WHERE ('/' || collection) GLOB '*/tasks' AND json_extract(data, '$.phase') = 'active'")
+    assert held.fetchone()[0] == 1
+    for phase, expected in (("active", ["a"]), ("done", ["d"]), ("active", ["a"])):  # one statement, either plan
+        found = store.query(Query("tenants/t/tasks").where("phase", "==", phase).where("leaseExpiresAt", "<=", "2026")
+                            .order("leaseExpiresAt"))
+        assert [d.id for d in found] == expected
 
 
 def test_writes_to_other_collections_leave_the_task_indexes_alone(store: SqliteStore) -> None:
@@ -119,3 +152,31 @@ def test_checkpoints_run_off_the_writers_path_and_lose_nothing(tmp_path: Path) -
         assert len(reopened.query(Query("tenants/t/tasks"))) == 300
     finally:
         reopened.close()
+
+
+def test_update_merges_into_what_the_transaction_read_or_wrote(store: SqliteStore) -> None:
+    path = "tenants/t/tasks/a"
+    store.run_transaction(lambda tx: tx.set(path, {"n": 1, "keep": "x"}))
+
+    def read_then_update(tx: Transaction) -> None:
+        seen = tx.get(path)
+        assert seen is not None
+        seen["keep"] = "changed in place"  # the caller's copy: not what update merges into
+        tx.update(path, {"n": 2})
+
+    store.run_transaction(read_then_update)
+    assert store.get(path) == {"n": 2, "keep": "x"}
+
+    def read_set_update(tx: Transaction) -> None:
+        tx.get(path)
+        tx.set(path, {"fresh": True})
+        tx.update(path, {"n": 3})
+
+    store.run_transaction(read_set_update)
+    assert store.get(path) == {"fresh": True, "n": 3}, "update merges into the set, not the stale read"
+
+
+def test_a_document_cannot_hold_a_non_finite_number(store: SqliteStore) -> None:
+    with pytest.raises(StoreError, match="tenants/t/quota/q: a document cannot hold NaN or Infinity"):
+        store.run_transaction(lambda tx: tx.set("tenants/t/quota/q", {"x": float("inf")}))
+    assert store.get("tenants/t/quota/q") is None

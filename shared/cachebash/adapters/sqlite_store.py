@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from cachebash.domain.errors import Contention
 from cachebash.ports.indexes import INDEXES, Index, collection_group
 from cachebash.ports.store import (
@@ -80,7 +82,15 @@ def _index_sql(index: Index) -> str:
     columns = ", ".join(f"{_expr(f)}{' DESC' if o == 'DESCENDING' else ''}" for f, o in index.fields)
     if index.fields[-1][1] == "DESCENDING":
         columns += ", id DESC"  # a query's ties follow its last order's direction (`_select_sql`): no sort
-    return f"CREATE INDEX {index.name} ON docs(collection, {columns}) WHERE {_group_term(index.collection_group)}"
+    where = " AND ".join([_group_term(index.collection_group), *(f"{_expr(f)} = {_literal(v)}" for f, v in index.only)])
+    return f"CREATE INDEX {index.name} ON docs(collection, {columns}) WHERE {where}"
+
+
+def _literal(value: str | bool) -> str:
+    """A SQL literal equal to what json_extract gives for the JSON value (true is 1)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _migrate_indexes(conn: sqlite3.Connection) -> None:
@@ -173,7 +183,7 @@ class SqliteStore(Store):
             row = self._conn.execute(
                 "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
             ).fetchone()
-        return json.loads(row[0]) if row else None
+        return _load(row[0]) if row else None
 
     def query(self, query: Query) -> list[Doc]:
         self.observe(query)
@@ -190,14 +200,14 @@ class SqliteStore(Store):
         return int(row[0])
 
     # Used by the transaction, under the store's lock.
-    def _get_many(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
-        found: list[dict[str, Any] | None] = []
+    def _get_many(self, paths: Sequence[str]) -> list[str | None]:
+        found: list[str | None] = []
         for path in paths:
             parent, doc_id = parent_and_id(path)
             row = self._conn.execute(
                 "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
             ).fetchone()
-            found.append(json.loads(row[0]) if row else None)
+            found.append(row[0] if row else None)
         return found
 
 
@@ -236,6 +246,9 @@ class _SqliteTransaction(Transaction):
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         self._writes: list[tuple[str, str, dict[str, Any] | None]] = []
+        # What this transaction read, as stored: `update` merges into it instead of reading the
+        # row again (nothing else writes it before COMMIT: the transaction holds the write lock).
+        self._read: dict[str, str | None] = {}
 
     def _before_read(self) -> None:
         if self._writes:
@@ -246,7 +259,9 @@ class _SqliteTransaction(Transaction):
 
     def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
         self._before_read()
-        return self._store._get_many(paths)
+        texts = self._store._get_many(paths)
+        self._read.update(zip(paths, texts, strict=True))
+        return [None if text is None else _load(text) for text in texts]
 
     def query(self, query: Query) -> list[Doc]:
         self._before_read()
@@ -276,43 +291,66 @@ class _SqliteTransaction(Transaction):
 
     def apply(self) -> None:
         conn = self._store._conn
+        read = self._read
         for kind, path, data in self._writes:
             parent, doc_id = parent_and_id(path)
+            stored = read.pop(path, _UNREAD)  # once written, the text read is stale
             if kind == "create":
                 try:
-                    conn.execute("INSERT INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(data)))
+                    conn.execute("INSERT INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(path, data)))
                 except sqlite3.IntegrityError:
                     raise AlreadyExists(path) from None
             elif kind == "set":
-                conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(data)))
+                conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(path, data)))
             elif kind == "increment":
-                _increment(conn, parent, doc_id, data or {})
+                _increment(conn, path, data or {})
             elif kind == "update":
-                row = conn.execute(
-                    "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
-                ).fetchone()
-                if row is None:
+                if stored is _UNREAD:
+                    row = conn.execute(
+                        "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
+                    ).fetchone()
+                    stored = row[0] if row else None
+                if stored is None:
                     raise Missing(path)
-                merged = {**json.loads(row[0]), **(data or {})}
+                merged = {**_load(str(stored)), **(data or {})}
                 conn.execute(
-                    "UPDATE docs SET data = ? WHERE collection = ? AND id = ?", (_dump(merged), parent, doc_id)
+                    "UPDATE docs SET data = ? WHERE collection = ? AND id = ?", (_dump(path, merged), parent, doc_id)
                 )
             else:
                 conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (parent, doc_id))
 
 
-def _increment(conn: sqlite3.Connection, parent: str, doc_id: str, change: dict[str, Any]) -> None:
+def _increment(conn: sqlite3.Connection, path: str, change: dict[str, Any]) -> None:
     """Read, add, write: inside the transaction's BEGIN IMMEDIATE, so no other writer interleaves."""
+    parent, doc_id = parent_and_id(path)
     row = conn.execute("SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)).fetchone()
-    doc = {**(json.loads(row[0]) if row else {}), **change["fields"]}
+    doc = {**(_load(row[0]) if row else {}), **change["fields"]}
     for name, delta in change["deltas"].items():
         current = doc.get(name)
         doc[name] = (current if isinstance(current, int | float) and not isinstance(current, bool) else 0) + delta
-    conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(doc)))
+    conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(path, doc)))
 
 
-def _dump(data: dict[str, Any] | None) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+_UNREAD = object()
+
+
+def _dump(path: str, data: dict[str, Any] | None) -> str:
+    """Strict JSON (no NaN or Infinity: no JSON parser reads them back, and json_extract
+    refuses the row), so the store never holds what the wire could not answer with."""
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise StoreError(f"{path}: a document cannot hold NaN or Infinity ({exc})") from None
+
+
+def _load(text: str) -> dict[str, Any]:
+    """orjson where it can (several times faster); Python's parser for what orjson refuses
+    (integers beyond 64 bits), so every stored document still reads back."""
+    try:
+        value: dict[str, Any] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)
+    return value
 
 
 def _run_query(conn: sqlite3.Connection, query: Query) -> list[Doc]:
@@ -352,7 +390,7 @@ def _orderable(value: Any) -> tuple[int, Any]:
 
 def _select(conn: sqlite3.Connection, query: Query) -> list[Doc]:
     rows = conn.execute(*_select_sql(query)).fetchall()
-    return [Doc(f"{query.collection}/{doc_id}", json.loads(data)) for doc_id, data in rows]
+    return [Doc(f"{query.collection}/{doc_id}", _load(data)) for doc_id, data in rows]
 
 
 def _select_sql(query: Query) -> tuple[str, list[Any]]:
