@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -43,6 +44,7 @@ from cachebash.ports.store import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -103,14 +105,14 @@ def _literal(value: str | bool) -> str:
 
 def _migrate_indexes(conn: sqlite3.Connection) -> None:
     """Make the database's indexes exactly the declared ones: create the missing, and drop and
-    rebuild any whose definition changed (an older version's index over every collection)."""
+    rebuild any whose definition changed (an older version's index over every collection).
+    Re-read under the write lock, so two processes opening one old database at once migrate it once."""
     wanted = {index.name: _index_sql(index) for index in INDEXES}
-    have = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'docs' "
-                             "AND name LIKE 'ix\\_%' ESCAPE '\\'").fetchall())
-    if have == wanted:
+    if _indexes(conn) == wanted:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
+        have = _indexes(conn)
         for name, sql in have.items():
             if wanted.get(name) != sql:
                 conn.execute(f"DROP INDEX {name}")
@@ -121,6 +123,12 @@ def _migrate_indexes(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _indexes(conn: sqlite3.Connection) -> dict[str, str]:
+    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'docs' "
+                        "AND name LIKE 'ix\\_%' ESCAPE '\\'").fetchall()
+    return {str(name): str(sql) for name, sql in rows}
 
 
 #: CACHEBASH_DURABILITY: what a COMMIT waits for. "normal": the WAL write (a process crash,
@@ -239,7 +247,10 @@ class _Checkpointer:
                 self.written.clear()
                 if self._stopping.is_set():
                     break
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # the next write tries again; the WAL only grows meanwhile
+                    log.warning("SQLite WAL checkpoint failed (%s); retrying at the next write", exc)
                 self._stopping.wait(CHECKPOINT_INTERVAL_S)
         finally:
             self._conn.close()
