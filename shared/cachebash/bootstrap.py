@@ -35,7 +35,7 @@ def open_store(settings: Settings) -> Store:
     if settings.store == "sqlite":
         from cachebash.adapters.sqlite_store import SqliteStore
 
-        store = SqliteStore(settings.sqlite_path)
+        store = SqliteStore(settings.sqlite_path, durability=settings.durability)
     elif settings.store == "firestore":
         from cachebash.adapters.firestore_store import FirestoreStore
 

@@ -14,6 +14,7 @@ from cachebash.domain.retry import RetryPolicy
 STORES = ("sqlite", "firestore")
 LOG_LEVELS = ("activity", "warning", "debug")
 BUSES = ("inprocess", "pubsub")
+DURABILITIES = ("normal", "full")
 NOTIFIERS = ("log", "fcm")
 
 
@@ -23,6 +24,9 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path(".cachebash")
     store: str = "sqlite"
+    #: SQLite: what a commit waits for before the call is answered (CACHEBASH_DURABILITY):
+    #: "normal", the WAL write (survives a process crash); "full", an fsync as well (survives a power cut).
+    durability: str = "normal"
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sweep_seconds: float = 5.0
     #: A program none of whose sessions was seen for this long is unavailable (fallback, list_programs).
@@ -81,6 +85,7 @@ class Settings:
             port=_int("CACHEBASH_PORT", cls.port, 1, 65535),
             data_dir=Path(env.get("CACHEBASH_DATA_DIR", str(cls.data_dir))),
             store=env.get("CACHEBASH_STORE", cls.store),
+            durability=_choice("CACHEBASH_DURABILITY", DURABILITIES) or cls.durability,
             policy=retry_policy_from_env(),
             sweep_seconds=_float("CACHEBASH_SWEEP_SECONDS", cls.sweep_seconds),
             away_seconds=_float("CACHEBASH_AWAY_SECONDS", cls.away_seconds),

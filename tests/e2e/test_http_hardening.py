@@ -191,7 +191,7 @@ async def test_a_stored_non_finite_number_never_goes_out(server: ServerProcess, 
     """A value that got in before the wire refused it (here: written straight into the store)
     makes the answers that would carry it a structured INTERNAL error, logged with its id."""
     if server.env.get("CACHEBASH_STORE") != "firestore":
-        pytest.skip("SQLite cannot hold a non-finite number at all: its JSON indexes refuse the document")
+        pytest.skip("SQLite cannot hold a non-finite number at all: its store refuses the document")
     builder = await agents("builder")
     task = await builder.call("create_task", title="poisoned", target="builder")
     _corrupt_task(server, builder.key, task["taskId"], {"costUsd": float("inf")})

@@ -80,3 +80,12 @@ def test_refusal_codes_and_internal_errors() -> None:
     error = refusals.internal_error("get_task").to_dict()
     assert error["code"] == "INTERNAL" and error["requestId"].startswith("req_")
     assert error["requestId"] in error["message"]
+
+
+def test_answers_encode_as_json_would_where_orjson_differs() -> None:
+    # orjson writes NaN as null: a body that also has a real null is still refused.
+    with pytest.raises(ValueError):
+        wire_json.dumps({"a": None, "b": [float("nan")]})
+    for value in [{"big": 2**70}, {1: "int key"}, {"a": None, "t": "tâche 😀", "f": 0.0042, "n": -0.0}]:
+        assert wire_json.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert json.loads(wire_json.quoted('{"a":"tâche \\"x\\""}')) == '{"a":"tâche \\"x\\""}'

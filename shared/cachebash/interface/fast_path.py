@@ -118,7 +118,7 @@ class FastPath:
     async def _call_tool(self, send: Send, request: dict[str, Any], caller: Caller, version: str) -> None:
         answer = await invoke(self.specs[request["params"]["name"]], self.runtime, self.run, caller,
                               request["params"].get("arguments") or {})
-        await _respond(send, request["id"], '{"content":[{"text":' + json.dumps(answer.text) + ',"type":"text"}],'
+        await _respond(send, request["id"], '{"content":[{"text":' + wire_json.quoted(answer.text) + ',"type":"text"}],'
                        '"isError":' + ("true" if answer.error else "false")
                        + self._envelope_tail(version, answer.text) + "}")
 

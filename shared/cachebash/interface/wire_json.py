@@ -19,6 +19,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 import pydantic_core
 
 PARSE_ERROR = -32700
@@ -55,7 +56,32 @@ def loads(body: bytes) -> Any:
 def dumps(value: Any) -> str:
     """Compact JSON text that any JSON parser accepts; raises ValueError for NaN or Infinity
     (and for strings that cannot be encoded as UTF-8, i.e. lone surrogates), TypeError for
-    values JSON has no form for."""
+    values JSON has no form for.
+
+    orjson encodes (several times faster than `json`, most of an answer's encoding cost),
+    but writes NaN and Infinity as null: so a body whose text has a null is searched for a
+    non-finite number, and refused if it holds one. What orjson refuses (lone surrogates,
+    integers beyond 64 bits, non-string keys, datetimes) goes to `json`, which encodes it as
+    before or raises the error above."""
+    try:
+        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _json_dumps(value)
+    if b"null" in data and _has_non_finite(value):
+        raise ValueError("Out of range float values are not JSON compliant (NaN or Infinity)")
+    return data.decode()
+
+
+def quoted(text: str) -> str:
+    """`text` as a JSON string (the text content an answer carries next to its structured form)."""
+    return orjson.dumps(text).decode()
+
+
+#: datetimes and dataclasses have no JSON form here (as with `json`): orjson hands them back.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json_dumps(value: Any) -> str:
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     text.encode()  # raises UnicodeEncodeError (a ValueError) on a lone surrogate
     return text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cachebash.domain.task_states import Phase
 from cachebash.ports.store import RANGE_OPS, Query
 
 ASCENDING, DESCENDING, CONTAINS = "ASCENDING", "DESCENDING", "CONTAINS"
@@ -20,20 +21,24 @@ _EQUALITY_OPS = ("==", "in")
 class Index:
     collection_group: str
     fields: tuple[tuple[str, str], ...]  # (field, ASCENDING | DESCENDING | CONTAINS)
+    #: The only rows any query of this index reads: (field, value) pairs each of its queries
+    #: filters on with `==`. The SQLite adapter builds a partial index over just those rows, so a
+    #: write of any other row (a finished task, say) does not maintain it; Firestore ignores it.
+    only: tuple[tuple[str, str | bool], ...] = ()
 
     @property
     def name(self) -> str:
         return "ix_" + self.collection_group + "_" + "_".join(f for f, _ in self.fields)
 
 
-def _index(group: str, *fields: str) -> Index:
-    """`"-f"` is f descending; `"f[]"` is f as an array for `array_contains`."""
+def _index(group: str, *fields: str, only: dict[str, str | bool] | None = None) -> Index:
+    """`"-f"` is f descending; `"f[]"` is f as an array for `array_contains`; `only`: see Index.only."""
     def mode(spec: str) -> tuple[str, str]:
         if spec.endswith("[]"):
             return spec[:-2], CONTAINS
         return (spec[1:], DESCENDING) if spec.startswith("-") else (spec, ASCENDING)
 
-    return Index(group, tuple(mode(f) for f in fields))
+    return Index(group, tuple(mode(f) for f in fields), tuple((only or {}).items()))
 
 
 _QUEUE_ORDER = ("priorityRank", "createdAt")
@@ -43,8 +48,9 @@ INDEXES: tuple[Index, ...] = (
     _index("tasks", "target", "phase", *_QUEUE_ORDER),
     _index("tasks", "target", "type", *_QUEUE_ORDER),
     _index("tasks", "target", *_QUEUE_ORDER),
-    _index("tasks", "phase", "leaseExpiresAt"),
-    _index("tasks", "phase", "expiresAt"),
+    # The sweeper's: lapsed leases of active tasks, queued tasks past their expiry.
+    _index("tasks", "phase", "leaseExpiresAt", only={"phase": Phase.ACTIVE.value}),
+    _index("tasks", "phase", "expiresAt", only={"phase": Phase.QUEUED.value}),
     _index("messages", "target", "delivered", *_QUEUE_ORDER),
     _index("messages", "target", "delivered", "message_type", *_QUEUE_ORDER),
     _index("messages", "threadId", "createdAt"),
@@ -56,10 +62,10 @@ INDEXES: tuple[Index, ...] = (
     _index("messages", "target", "-createdAt"),
     # Usage (services.usage): one program's counter documents of a range of days; shards to fold.
     _index("usage", "program", "day"),
-    _index("usage", "compacted", "day"),
+    _index("usage", "compacted", "day", only={"compacted": False}),
     # Housekeeping (services.sweeper): expired and long-delivered messages, summarised push counters.
-    _index("messages", "delivered", "expiresAt"),
-    _index("messages", "delivered", "deliveredAt"),
+    _index("messages", "delivered", "expiresAt", only={"delivered": False}),
+    _index("messages", "delivered", "deliveredAt", only={"delivered": True}),
     _index("push_usage", "pending", "hour"),
 )
 
