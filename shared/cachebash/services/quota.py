@@ -17,8 +17,8 @@ What counts against the monthly quota is one rule (`counts_monthly`): every new 
 question to the human and a retry (the owner's retry of a finished task, a story's later run).
 Every creating path calls `admit` (or `admit_some` for a sprint's unlocked stories), so no tool
 name can go around it. Cost per task created: the plan and both counters in one batched read,
-two writes; per task finished: one read and one write. On Firestore a tenant's creates and
-finishes serialize on these documents, as they must for an exact count.
+two writes; per task finished: one write (an increment, no read). On Firestore a tenant's
+creates serialize on these documents, as they must for an exact limit; finishes do not.
 """
 
 from __future__ import annotations
@@ -142,12 +142,13 @@ def _write(tx: Transaction, counters: Counters, monthly: int, opened: int) -> No
 
 def closing(tx: Transaction, tenant_id: str, finished: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
     """Take the tasks this transaction finishes off the open count: each a (task as read, task as
-    it will be written) pair. Call after the transaction's reads, before its writes."""
+    it will be written) pair. Only tasks counted when created (`countedOpen`) are taken off, so
+    the count never goes below the tasks still open. Writes only: call it with the writes."""
     n = sum(1 for before, after in finished if before.get("countedOpen")
             and before.get("phase") in _OPEN_PHASES and after.get("phase") not in _OPEN_PHASES)
     if n:
-        stored = tx.get(open_path(tenant_id)) or {}
-        tx.set(open_path(tenant_id), {"open": max(0, int(stored.get("open", 0)) - n)})
+        # An increment, not a read: finishes never lock the counter that every create reads.
+        tx.increment(open_path(tenant_id), {"open": -n})
 
 
 def usage(rt: Runtime, tenant_id: str) -> dict[str, Any]:
