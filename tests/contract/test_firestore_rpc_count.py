@@ -70,8 +70,10 @@ def test_a_transaction_reading_one_document_and_writing_one_is_three(spied: tupl
     spied[0].run_transaction(lambda tx: None)
     assert measured(spied, lambda s: s.run_transaction(lambda tx: tx.query(Query("things").where("n", ">=", 0)))) == (
         3, Counter(begin_transaction=1, run_query=1, commit=1))
+    # A transaction that only writes is one batch: no BeginTransaction; one that does nothing, no RPC.
     assert measured(spied, lambda s: s.run_transaction(lambda tx: tx.increment("things/c", {"n": 1}))) == (
-        2, Counter(begin_transaction=1, commit=1))
+        1, Counter(commit=1))
+    assert measured(spied, lambda s: s.run_transaction(lambda tx: None)) == (0, Counter())
 
 
 def test_a_transaction_that_fails_rolls_back_and_that_is_counted(spied: tuple[Any, Spy]) -> None:

@@ -346,3 +346,46 @@ def test_concurrent_increments_lose_nothing(store: Store, store_factory: Callabl
         t.join()
     assert not errors
     assert store.get(COUNTERS) == {"n": 200, "c": 100.0}
+
+
+@pytest.mark.real_preconditions
+def test_update_unchanged_writes_all_or_nothing(store: Store) -> None:
+    """The documents a query found are updated together only if none changed or went away since."""
+    for name in "abc":
+        put(store, f"{TASKS}/{name}", {"n": name, "seen": False})
+    found = store.query(Query(TASKS))
+    assert store.update_unchanged(found, {"seen": True, "by": "first"})
+    assert [store.get(f"{TASKS}/{name}") for name in "abc"] == [{"n": n, "seen": True, "by": "first"} for n in "abc"]
+
+    stale = store.query(Query(TASKS))
+    store.run_transaction(lambda tx: tx.update(f"{TASKS}/b", {"by": "racer"}))
+    assert not store.update_unchanged(stale, {"by": "second"})
+    assert [(store.get(f"{TASKS}/{name}") or {})["by"] for name in "abc"] == ["first", "racer", "first"]
+
+    gone = store.query(Query(TASKS))
+    store.run_transaction(lambda tx: tx.delete(f"{TASKS}/c"))
+    assert not store.update_unchanged(gone, {"by": "third"})
+    assert [(store.get(f"{TASKS}/{name}") or {}).get("by") for name in "abc"] == ["first", "racer", None]
+    assert store.update_unchanged([], {"by": "nobody"})
+
+
+def test_a_transaction_that_only_writes_commits_all_its_writes(store: Store) -> None:
+    """Creates, updates, counters and deletes with no read before them (Firestore: one batch)."""
+    put(store, f"{TASKS}/old", {"n": 1})
+    put(store, f"{TASKS}/going", {"n": 2})
+
+    def write(tx: Transaction) -> str:
+        tx.create(f"{TASKS}/new", {"n": 3})
+        tx.update(f"{TASKS}/old", {"n": 10})
+        tx.delete(f"{TASKS}/going")
+        tx.increment(COUNTERS, {"n": 1})
+        return "done"
+
+    assert store.run_transaction(write) == "done"
+    assert [store.get(f"{TASKS}/{name}") for name in ("new", "old", "going")] == [{"n": 3}, {"n": 10}, None]
+    assert store.get(COUNTERS) == {"n": 1}
+    with pytest.raises(AlreadyExists):
+        store.run_transaction(lambda tx: tx.create(f"{TASKS}/new", {"n": 4}))
+    with pytest.raises(Missing):
+        store.run_transaction(lambda tx: tx.update(f"{TASKS}/going", {"n": 5}))
+    assert store.get(f"{TASKS}/new") == {"n": 3}

@@ -131,6 +131,77 @@ def test_racing_readers_of_one_inbox_get_each_message_once(
     assert sorted(got) == [f"m{i}" for i in range(8)]
 
 
+@pytest.mark.real_transactions
+@pytest.mark.real_preconditions
+def test_racing_readers_senders_and_other_inboxes_deliver_every_message_once(
+        runtime: Runtime, clock: ManualClock, store_factory: Callable[[], Store]) -> None:
+    """Four sessions drain one inbox while it is still sent to, and two other programs send to
+    and read their own inboxes meanwhile, each thread on its own connection: every message is
+    delivered exactly once (no reader gets one another got, none is lost), and the readers of one
+    inbox never stop the others' sends and deliveries (they all finish, with nothing refused)."""
+    names = ("lead", "busy", "other1", "other2")
+    callers = {name: make_caller(runtime, name) for name in names}
+    sent: dict[str, list[str]] = {name: [] for name in names}
+    for i in range(12):
+        send(runtime, callers["lead"], "busy", f"busy early {i}")
+        sent["busy"].append(f"busy early {i}")
+    got: dict[str, list[str]] = {name: [] for name in names}
+    lock = threading.Lock()
+    senders_done = threading.Event()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def on_own_connection(work: Callable[[Runtime], None]) -> Callable[[], None]:
+        def run() -> None:
+            rt = embedded_runtime(store_factory(), clock)
+            try:
+                barrier.wait()
+                work(rt)
+            except BaseException as exc:  # pragma: no cover - surfaced below
+                errors.append(exc)
+                senders_done.set()
+            finally:
+                rt.store.close()
+        return run
+
+    def reader(name: str) -> Callable[[Runtime], None]:
+        def work(rt: Runtime) -> None:
+            while True:
+                finished = senders_done.is_set()
+                batch = read(rt, callers[name], limit=3)
+                with lock:
+                    got[name].extend(batch)
+                if not batch and finished:
+                    return
+        return work
+
+    def sender(source: str, targets: tuple[str, ...], count: int) -> Callable[[Runtime], None]:
+        def work(rt: Runtime) -> None:
+            for i in range(count):
+                for target in targets:
+                    text = f"{target} from {source} {i}"
+                    send(rt, callers[source], target, text)
+                    with lock:
+                        sent[target].append(text)
+        return work
+
+    workers = [*(reader("busy") for _ in range(4)), reader("other1"), reader("other2"),
+               sender("lead", ("busy",), 12), sender("lead", ("other1", "other2"), 8)]
+    threads = [threading.Thread(target=on_own_connection(work)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads[6:]:
+        thread.join()
+    senders_done.set()
+    for thread in threads[:6]:
+        thread.join()
+    assert not errors
+    for name in ("busy", "other1", "other2"):
+        got[name].extend(read(runtime, callers[name], limit=50))  # nothing may be left behind
+        assert sorted(got[name]) == sorted(sent[name]), name
+    assert len(sent["busy"]) == 24 and len(sent["other1"]) == len(sent["other2"]) == 8
+
+
 def test_the_sweeper_deletes_expired_messages_and_keeps_the_humans_questions(
         runtime: Runtime, team: dict[str, Caller], clock: ManualClock) -> None:
     send(runtime, team["architect"], "builder", "brief", ttl=10)

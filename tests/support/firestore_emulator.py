@@ -45,6 +45,8 @@ STAND_IN_GAPS = {
                 "it; this runs on SQLite and on Google's emulator",
     "real_ordering": "the npm Firestore stand-in breaks order-by ties by insertion order, not by document id; "
                      "this runs on SQLite and on Google's emulator",
+    "real_preconditions": "the npm Firestore stand-in ignores write preconditions (a document's update time), so "
+                          "a conditional write always applies; this runs on SQLite and on Google's emulator",
 }
 
 #: Where Debian's google-cloud-cli-firestore-emulator package puts the launcher.

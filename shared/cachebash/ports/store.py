@@ -126,6 +126,9 @@ def parent_and_id(path: str) -> tuple[str, str]:
 class Doc:
     path: str
     data: dict[str, Any] = field(default_factory=dict)
+    #: The adapter's revision of the document as it was read (Firestore: its update time), for
+    #: `Store.update_unchanged`; None where the adapter keeps none.
+    version: Any = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -268,6 +271,29 @@ class Store(ABC):
 
     @abstractmethod
     def query(self, query: Query) -> list[Doc]: ...
+
+    def update_unchanged(self, docs: Sequence[Doc], fields: Mapping[str, Any]) -> bool:
+        """Set `fields` on every one of `docs` (read by `query`) at once, provided none of them
+        changed or went away since it was read; otherwise write nothing and return False.
+
+        For a writer that found its documents by a query: the query runs outside any transaction,
+        so it locks nothing, and this write fails if a racer got there first. Here it is a
+        transaction that reads them again and compares; adapters that keep a revision per
+        document check that instead, in one write without a transaction (Firestore: update-time
+        preconditions in one batch), so it never waits for, nor makes wait, other documents' writers."""
+        if not docs:
+            return True
+        paths = [doc.path for doc in docs]
+
+        def check(tx: Transaction) -> bool:
+            current = tx.get_all(paths)
+            if any(now != doc.data for now, doc in zip(current, docs, strict=True)):
+                return False
+            for path in paths:
+                tx.update(path, dict(fields))
+            return True
+
+        return self.run_transaction(check)
 
     def count(self, query: Query) -> int:
         """How many documents the query matches (set `take` to bound the work). Not transactional:

@@ -36,6 +36,12 @@ def resolve_target(rt: Runtime, caller: Caller, target: str) -> tuple[str, bool,
     """Classify a target: (name, is_group, members). Members is empty for an unknown name."""
     if target == HUMAN:
         return target, False, [HUMAN]
+    if target not in BUILTIN_GROUPS and target != ALL_GROUP:
+        # Most sends name a program: a count and a read, not the whole directory on every send.
+        in_group = programs_query(caller.tenant_id).where("groups", "array_contains", target).take(1)
+        if not rt.store.count(in_group):
+            exists = rt.store.get(program_path(caller.tenant_id, target)) is not None
+            return target, False, [target] if exists else []
     programs = all_programs(rt, caller.tenant_id)
     return target, target in known_groups(programs), members_among(programs, target)
 

@@ -196,6 +196,11 @@ def _live_inbox(rt: Runtime, query: Query, limit: int, now: str) -> list[Doc]:
 
 
 def get_messages(rt: Runtime, caller: Caller, cmd: GetMessages) -> dict[str, Any]:
+    """Find the inbox by a query outside any transaction, then mark what it found delivered in
+    one write that fails if any of it changed since (`Store.update_unchanged`): no lock is taken
+    on the inbox, so sends and other inboxes' deliveries never wait for this one. Only when a
+    racing session got there first does a transaction read the messages again and deliver those
+    still undelivered, so of racing sessions exactly one delivers each message."""
     now = rt.clock.iso()
     query = _inbox_query(caller, cmd)
     messages: list[dict[str, Any]] = []
@@ -204,8 +209,13 @@ def get_messages(rt: Runtime, caller: Caller, cmd: GetMessages) -> dict[str, Any
         if cmd.peek or not found:
             messages = [doc.data for doc in found]
             break
-        messages = rt.store.run_transaction(partial(_deliver, paths=[doc.path for doc in found], now=now,
-                                                    session=cmd.sessionId))
+        # The id tells this call's own write from a racer's, should a commit be retried after it applied.
+        mark = {"delivered": True, "deliveredAt": now, "deliveredSession": cmd.sessionId, "deliveryId": new_id()}
+        if rt.store.update_unchanged(found, mark):
+            messages = [{**doc.data, **mark} for doc in found]
+        else:
+            messages = rt.store.run_transaction(partial(_deliver, paths=[doc.path for doc in found], now=now,
+                                                        mark=mark))
         if messages:
             break
     shown = [public(m) for m in messages]
@@ -215,14 +225,17 @@ def get_messages(rt: Runtime, caller: Caller, cmd: GetMessages) -> dict[str, Any
     return result
 
 
-def _deliver(tx: Transaction, *, paths: list[str], now: str, session: str | None) -> list[dict[str, Any]]:
-    """Mark delivered those still undelivered: read again in the transaction, so of racing
-    sessions exactly one delivers each message."""
-    current = [(p, d) for p, d in zip(paths, tx.get_all(paths), strict=True)
-               if d is not None and d.get("delivered") is False and live(d, now)]
-    for path, _ in current:
-        tx.update(path, {"delivered": True, "deliveredAt": now, "deliveredSession": session})
-    return [{**d, "delivered": True, "deliveredAt": now} for _, d in current]
+def _deliver(tx: Transaction, *, paths: list[str], now: str, mark: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mark delivered those still undelivered (and return those this call's `mark` already
+    delivered): read again in the transaction, so of racing sessions exactly one delivers each."""
+    delivered: list[dict[str, Any]] = []
+    for path, message in zip(paths, tx.get_all(paths), strict=True):
+        if message is not None and message.get("deliveryId") == mark["deliveryId"]:
+            delivered.append(message)
+        elif message is not None and message.get("delivered") is False and live(message, now):
+            tx.update(path, mark)
+            delivered.append({**message, **mark})
+    return delivered
 
 
 def get_thread(rt: Runtime, caller: Caller, cmd: GetThread) -> dict[str, Any]:
