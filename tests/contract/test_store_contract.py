@@ -302,6 +302,21 @@ def test_increment_creates_adds_and_sets_without_a_read(store: Store) -> None:
     assert store.get(f"{TASKS}/a") == {"k": 1}
 
 
+def test_an_increment_adds_to_what_its_transaction_read(store: Store) -> None:
+    """The quota's shape: read the counter (and a missing one), then increment both."""
+    put(store, COUNTERS, {"n": 4, "keep": "x"})
+    missing = f"{TASKS}/no-counter"
+
+    def read_then_bump(tx: Transaction) -> None:
+        assert tx.get_all([COUNTERS, missing]) == [{"n": 4, "keep": "x"}, None]
+        tx.increment(COUNTERS, {"n": 2})
+        tx.increment(COUNTERS, {"n": -1})
+        tx.increment(missing, {"n": 1})
+
+    store.run_transaction(read_then_bump)
+    assert (store.get(COUNTERS), store.get(missing)) == ({"n": 5, "keep": "x"}, {"n": 1})
+
+
 def test_increment_keeps_floats_and_other_fields(store: Store) -> None:
     put(store, COUNTERS, {"keep": "x", "f": 0.5})
     store.run_transaction(lambda tx: tx.increment(COUNTERS, {"f": 0.25}))

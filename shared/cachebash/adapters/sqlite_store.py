@@ -322,7 +322,7 @@ class _SqliteTransaction(Transaction):
             elif kind == "set":
                 conn.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", (parent, doc_id, _dump(path, data)))
             elif kind == "increment":
-                _increment(conn, path, data or {})
+                _increment(conn, path, data or {}, stored)
             elif kind == "update":
                 if stored is _UNREAD:
                     row = conn.execute(
@@ -339,11 +339,14 @@ class _SqliteTransaction(Transaction):
                 conn.execute("DELETE FROM docs WHERE collection = ? AND id = ?", (parent, doc_id))
 
 
-def _increment(conn: sqlite3.Connection, path: str, change: dict[str, Any]) -> None:
-    """Read, add, write: inside the transaction's BEGIN IMMEDIATE, so no other writer interleaves."""
+def _increment(conn: sqlite3.Connection, path: str, change: dict[str, Any], stored: object) -> None:
+    """Read (unless the transaction read the row: `stored`, its text or None), add, write:
+    inside the transaction's BEGIN IMMEDIATE, so no other writer interleaves."""
     parent, doc_id = parent_and_id(path)
-    row = conn.execute("SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)).fetchone()
-    doc = {**(_load(row[0]) if row else {}), **change["fields"]}
+    if stored is _UNREAD:
+        row = conn.execute("SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)).fetchone()
+        stored = row[0] if row else None
+    doc = {**(_load(str(stored)) if stored is not None else {}), **change["fields"]}
     for name, delta in change["deltas"].items():
         current = doc.get(name)
         doc[name] = (current if isinstance(current, int | float) and not isinstance(current, bool) else 0) + delta
