@@ -45,7 +45,7 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
     await watch.start()
     try:
         without = await _plain_phase(plain, opts.duration)
-        holding: dict[str, Any] = {"released": 0, "errors": 0, "codes": Counter()}
+        holding: dict[str, Any] = {"released": 0, "codes": Counter()}
         held = [asyncio.create_task(_hold(h, opts.wait_seconds, holding)) for h in holders]
         settled = await _settle(target, opts.waiters)
         during = await target.stats()
@@ -61,7 +61,7 @@ async def run(target: Target, opts: Options) -> dict[str, Any]:
         "agents": n, "waiters": opts.waiters, "waitSeconds": opts.wait_seconds, "settleSeconds": settled,
         "withoutWaiters": without, "withWaiters": with_waiters, "afterWaiters": after,
         "p99Ratio": round(loaded / base, 2) if loaded is not None and base else None,
-        "waitersReleased": holding["released"], "waiterErrors": holding["errors"],
+        "waitersReleased": holding["released"], "waiterErrors": sum(holding["codes"].values()),
         "waiterErrorCodes": dict(holding["codes"]),
         "signals": during.get("signals"), "server": server,
     }
@@ -94,7 +94,6 @@ async def _hold(agent: Agent, wait_seconds: float, holding: dict[str, Any]) -> N
         body = await agent.call("get_messages", limit=1, wait_seconds=wait)
         wait = wait_seconds
         if not body["success"]:
-            holding["errors"] += 1
             holding["codes"][str((body.get("error") or {}).get("code"))] += 1
             return
         if body["count"]:
