@@ -18,6 +18,7 @@ from cachebash.domain.inputs import parse
 from cachebash.domain.messages import DELIVERED_RETENTION_SECONDS, GetMessages, MessageRef, SendMessage
 from cachebash.domain.tasks import CreateTask
 from cachebash.interface import waiting
+from cachebash.interface.runners import Runner
 from cachebash.interface.tools.messages import TOOLS
 from cachebash.ports.bus import Event
 from cachebash.ports.clock import ManualClock
@@ -101,7 +102,7 @@ async def test_waiting_for_messages_sees_past_expired_ones(
             send(runtime, team["architect"], "builder", "arrived")
         return result
 
-    result = await waiting.run_tool(spec, runtime, run, team["builder"], GetMessages(wait_seconds=20))
+    result = await waiting.run_tool(spec, runtime, Runner.same(run), team["builder"], GetMessages(wait_seconds=20))
     assert calls == [0, 1] and [m["message"] for m in result["messages"]] == ["arrived"]
 
 

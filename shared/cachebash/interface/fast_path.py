@@ -44,7 +44,8 @@ from cachebash.interface.protocol import (
     TransportSecurity,
     servable_params,
 )
-from cachebash.interface.tool_calls import CONTEXT_KWARG, Runner, invoke
+from cachebash.interface.runners import Runner
+from cachebash.interface.tool_calls import CONTEXT_KWARG, invoke
 from cachebash.interface.tools import ToolSpec
 from cachebash.services.runtime import Caller, Runtime
 

@@ -21,7 +21,8 @@ from cachebash import __version__
 from cachebash.domain.arguments import closest
 from cachebash.domain.errors import CacheBashError, Code, Unauthenticated
 from cachebash.interface.protocol import SERVER_NAME, TransportSecurity
-from cachebash.interface.tool_calls import CONTEXT_KWARG, Answer, Runner, error_answer, invoke, make_runner
+from cachebash.interface.runners import Runner
+from cachebash.interface.tool_calls import CONTEXT_KWARG, Answer, error_answer, invoke, make_runner
 from cachebash.interface.tools import ToolSpec, all_tools
 from cachebash.interface.tools.results import output_schema
 from cachebash.services.runtime import Caller, Runtime

@@ -5,14 +5,12 @@ first calls without importing it (`mcp_server` builds the SDK's tools on top of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
-
-import anyio
 
 from cachebash.domain.errors import CacheBashError
 from cachebash.domain.inputs import parse
-from cachebash.interface import refusals, wire_json
+from cachebash.interface import refusals, runners, wire_json
+from cachebash.interface.runners import Runner
 from cachebash.interface.tools import ToolSpec
 from cachebash.interface.waiting import run_tool
 from cachebash.services.runtime import Caller, Runtime
@@ -24,19 +22,10 @@ log = logging.getLogger(__name__)
 # unknown fields, like every other argument no tool has.
 CONTEXT_KWARG = "_cachebash_request_context"
 
-Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
-
 
 def make_runner(runtime: Runtime) -> Runner:
-    """Call services inline when the store is local and fast; in a worker thread when it does network I/O."""
-
-    async def inline(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return fn()
-
-    async def threaded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(fn)
-
-    return threaded if runtime.store.blocking_io else inline
+    """Call services inline when the store is local and fast; on worker threads when it does network I/O."""
+    return runners.make_runner(runtime.store.blocking_io)
 
 
 class Answer(NamedTuple):

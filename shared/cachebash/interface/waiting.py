@@ -2,21 +2,20 @@
 returning empty: subscribe first, look, and look again on each wake-up until something
 is there or the deadline passes. Before each later look the call reads its API key again, and
 it also wakes when that key is revoked: a revoked key's waiting call ends with UNAUTHENTICATED
-and never claims or delivers anything afterwards."""
+and never claims or delivers anything afterwards. A waiting call's looks run on the waiting
+calls' own worker threads (`interface.runners`), so waiters never hold the threads plain calls need."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
+from cachebash.interface.runners import Runner
 from cachebash.interface.tools import ToolSpec
 from cachebash.services import presence, rate_limits, revocation
 from cachebash.services.runtime import Caller, Runtime
-
-Runner = Callable[[Callable[[], dict[str, Any]]], Awaitable[dict[str, Any]]]
 
 
 def _empty(result: dict[str, Any]) -> bool:
@@ -50,12 +49,12 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
 
     with runtime.signals.subscribe(caller.tenant_id, keys) as subscription:
         try:  # from the first look on: a call cancelled during it has taken its slot all the same
-            result = await run(first_look)
+            result = await run.waiting(first_look)
             while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
                 await subscription.wait(remaining)
-                result = await run(again)
+                result = await run.waiting(again)
         finally:
             if slot.close():
                 with anyio.CancelScope(shield=True):  # a client gone away still frees its slot
-                    await run(slot.release)
+                    await run.waiting(slot.release)
     return result
