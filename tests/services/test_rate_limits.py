@@ -127,6 +127,20 @@ def test_a_busy_key_costs_a_lease_per_slice_not_per_call(runtime: Runtime, clock
     assert counted["leases"] <= 30, counted  # key and tenant slices: 1, 2, 4 ... up to 750 and 12500
 
 
+def test_a_busy_slice_is_renewed_ahead_so_its_calls_never_stop_for_a_lease(runtime: Runtime,
+                                                                           clock: ManualClock) -> None:
+    """200 calls a second for 30 s: after the first slices, every lease is a renewal made while
+    the slice still held tokens (no call found it spent or stale and had to wait for one)."""
+    busy = make_caller(runtime, "busy")
+    for _ in range(300):
+        assert _admitted(runtime, busy, 20) == 20
+        clock.advance(0.1)
+    counted = rate_limits.stats(runtime)
+    assert counted["admitted"] == 6000
+    assert counted["leases"] <= 6, counted  # the first slices of the key and the tenant: 1, 2, 4
+    assert 10 <= counted["renewals"] <= 40, counted  # about one per three quarters of a slice
+
+
 def test_an_instance_forgets_idle_slices_but_not_a_budget(free: Runtime, clock: ManualClock,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rate_limits, "PRUNE_AT", 8)
