@@ -227,9 +227,9 @@ class Change:
     removed: bool = False
 
 
-#: Called with the query's current results and what changed since the last call (on the first
-#: call, every result counts as added). Runs on the adapter's own thread: it must not block.
-OnChanges = Callable[[list[Doc], list[Change]], None]
+#: Called with what changed among the query's results since the last call (on the first call,
+#: every result counts as added). Runs on the adapter's own thread: it must not block.
+OnChanges = Callable[[list[Change]], None]
 
 
 class Listening(ABC):

@@ -30,7 +30,7 @@ from cachebash.domain.task_states import Phase
 from cachebash.domain.tasks import Action
 from cachebash.ports.clock import Clock
 from cachebash.ports.signals import OWNER_KEY, Feed, inbox_key, interrupt_key, queue_key, revocation_key
-from cachebash.ports.store import Change, Doc, Listening, Query, Store
+from cachebash.ports.store import Change, Listening, Query, Store
 from cachebash.services.keys import KEYS
 from cachebash.services.runtime import tenant_path
 
@@ -151,7 +151,7 @@ class TenantFeed(Feed):
         for listening in self._listening:
             listening.close()
 
-    def _changed(self, watched: Watched, docs: list[Doc], changes: list[Change]) -> None:
+    def _changed(self, watched: Watched, changes: list[Change]) -> None:
         if watched.name == "keys" and self._forget_key is not None:
             for change in changes:
                 if key_revoked(change):
