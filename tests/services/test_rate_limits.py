@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -260,7 +261,55 @@ async def test_waiting_calls_of_a_key_are_capped_across_instances(pair: tuple[Ru
         for task in [*held[1:], others, again]:
             task.cancel()
         await asyncio.gather(*held[1:], others, again, return_exceptions=True)
-    assert _slots(a, worker) == {}, "every slot was given back"
+    await _until(lambda: _slots(a, worker) == {})  # every slot given back, once kept WAIT_SLOT_KEPT_SECONDS
+
+
+@pytest.mark.real_set  # a slot given back is a key left out of the document set again
+def test_a_key_that_waits_again_takes_its_kept_slot_without_a_transaction(
+        free: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rate_limits, "WAIT_SLOT_KEPT_SECONDS", 1.0)
+    worker = make_caller(free, "worker")
+    first = rate_limits.WaitingSlot(free, worker, 20)
+    first.take()
+    assert set(_slots(free, worker)) == {first.id}
+    clock.advance(20)
+    first.release()  # its wait ended: kept for the next one
+    again = rate_limits.WaitingSlot(free, worker, 20)
+    again.take()
+    assert again.id == first.id and set(_slots(free, worker)) == {first.id}
+    assert rate_limits.stats(free)["waitSlots"] == 1 and rate_limits.stats(free)["waitSlotsKept"] == 1
+    clock.advance(20)  # the stored deadline (20 s ago) would lapse during a third wait of 20 s
+    again.release()
+    third = rate_limits.WaitingSlot(free, worker, 20)
+    third.take()
+    assert third.id == first.id and _slots(free, worker) == {first.id: pytest.approx(clock.now().timestamp() + 20)}
+    assert rate_limits.stats(free)["waitSlots"] == 2, "a transaction moved the slot's deadline"
+    third.release()
+    _eventually(lambda: _slots(free, worker) == {})  # no wait took it again: given back to the store
+
+
+@pytest.mark.real_set  # a slot given back is a key left out of the document set again
+def test_a_kept_slot_still_counts_against_the_cap_elsewhere(pair: tuple[Runtime, Runtime],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rate_limits, "WAIT_SLOT_KEPT_SECONDS", 3.0)
+    a, b = pair
+    worker = make_caller(a, "worker")
+    held = [rate_limits.WaitingSlot(a, worker, 20) for _ in range(FREE.max_waiting_per_key or 0)]
+    for slot in held:
+        slot.take()
+    for slot in held:
+        slot.release()
+    with pytest.raises(RateLimited, match="already has 4 calls waiting"):
+        rate_limits.WaitingSlot(b, worker, 20).take()
+    _eventually(lambda: _slots(a, worker) == {})  # given back by a once no wait of its took them
+    rate_limits.WaitingSlot(b, worker, 20).take()
+
+
+def _eventually(condition: Callable[[], bool], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.05)
 
 
 def test_a_crashed_instances_waiting_slot_lapses(free: Runtime, clock: ManualClock) -> None:

@@ -26,8 +26,8 @@ costs the store nothing.
 Waiting calls: a call that is about to wait (`wait_seconds`, nothing found at its first look)
 takes a slot in `tenants/{t}/rates/waiting-{keyId}` (`{"slots": {slotId: deadline}}`) in a
 transaction that refuses past the plan's `max_waiting_per_key`, and gives it back when it
-ends; a slot also lapses `WAIT_GRACE_SECONDS` after its deadline, so a crashed process cannot
-hold it for ever.
+ends, after keeping it `WAIT_SLOT_KEPT_SECONDS` for the key's next wait (`WaitingSlot`); a slot
+also lapses `WAIT_GRACE_SECONDS` after its deadline, so a crashed process cannot hold it for ever.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ RENEW_FROM = 8
 PRUNE_AT = 10_000
 #: A waiting slot outlives its call's deadline by this much before another call may take it.
 WAIT_GRACE_SECONDS = 30.0
+#: A slot given back is kept this long for the key's next wait in this process (`WaitingSlot`).
+WAIT_SLOT_KEPT_SECONDS = 2.0
 
 
 def rates_path(tenant_id: str, doc_id: str) -> str:
@@ -129,7 +131,37 @@ class _Budgets:
         self.lock = threading.Lock()
         self.slices: dict[tuple[str, str], _Slice] = {}
         self.waiting: dict[tuple[str, str], dict[str, float]] = {}
+        #: Slots given back by their calls and kept for the key's next wait: id -> (stored deadline, mark).
+        self.kept: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
+        self._marks = 0
         self.counts: Counter[str] = Counter()
+
+    def kept_slot(self, mine: tuple[str, str], deadline: float) -> tuple[str, float] | None:
+        """Take back a kept slot of the key, the one whose stored deadline is latest (called
+        holding the lock)."""
+        kept = self.kept.get(mine)
+        if not kept:
+            return None
+        slot = max(kept, key=lambda k: kept[k][0])
+        stored, _ = kept.pop(slot)
+        if not kept:
+            del self.kept[mine]
+        return slot, stored
+
+    def keep_slot(self, mine: tuple[str, str], slot: str, stored: float) -> int:
+        self._marks += 1
+        self.kept.setdefault(mine, {})[slot] = (stored, self._marks)
+        return self._marks
+
+    def unkeep_slot(self, mine: tuple[str, str], slot: str, mark: int) -> bool:
+        """Forget a kept slot if it is still the one kept under `mark`."""
+        kept = self.kept.get(mine, {})
+        if slot not in kept or kept[slot][1] != mark:
+            return False
+        del kept[slot]
+        if not kept:
+            del self.kept[mine]
+        return True
 
     def slice(self, tenant_id: str, bucket_id: str, now: float) -> _Slice:
         with self.lock:
@@ -332,11 +364,19 @@ class WaitingSlot:
     """A waiting call's place among its key's `max_waiting_per_key`, counted in the store.
 
     The call ends with `close()`, and gives the slot back if that says it holds one. A take
-    still running in a worker thread when its call was cancelled gives the slot back itself."""
+    still running in a worker thread when its call was cancelled gives the slot back itself.
+
+    A slot given back stays with the process for `WAIT_SLOT_KEPT_SECONDS` before the store hears
+    of it: an agent that waits in a loop calls again as soon as its wait ends, and its next
+    wait takes the same slot without a transaction (or, when the slot's stored deadline would
+    lapse during the new wait, with one that moves the deadline). So a key waiting again and
+    again costs half a transaction a wait instead of two; another instance sees the slot free
+    that much later."""
 
     def __init__(self, rt: Runtime, caller: Caller, wait_seconds: float) -> None:
         self.rt, self.caller, self.wait_seconds = rt, caller, wait_seconds
         self.id = new_id()
+        self.stored = 0.0  # the deadline the store holds for this slot
         self.taken = self.closed = False
         self._lock = threading.Lock()
 
@@ -346,15 +386,23 @@ class WaitingSlot:
         if cap is None or self.caller.key_id is None:
             return
         budgets, now, mine = _budgets(self.rt), _now(self.rt), (self.caller.tenant_id, self.caller.key_id)
+        deadline, path = now + self.wait_seconds, rates_path(mine[0], f"waiting-{mine[1]}")
         with budgets.lock:
             local = dict(budgets.waiting.get(mine, {}))
-        if len(local) >= cap:  # this process alone holds them all: no need to ask the store
-            raise rules.waiting_refusal(cap, _retry(local, now))
-        deadline, path = now + self.wait_seconds, rates_path(mine[0], f"waiting-{mine[1]}")
-        self.rt.store.run_transaction(lambda tx: _hold(tx, path, self.id, deadline, now, cap))
+            kept = budgets.kept_slot(mine, deadline)
+        if kept is not None and kept[1] + WAIT_GRACE_SECONDS >= deadline + 1.0:
+            self.id, self.stored = kept  # the store holds it long enough: nothing to write
+            budgets.counts["waitSlotsKept"] += 1
+        else:
+            if kept is None and len(local) >= cap:  # this process alone holds them all: no need to ask the store
+                raise rules.waiting_refusal(cap, _retry(local, now))
+            if kept is not None:
+                self.id = kept[0]  # the slot this process keeps, with a later deadline
+            self.rt.store.run_transaction(lambda tx: _hold(tx, path, self.id, deadline, now, cap))
+            self.stored = deadline
+            budgets.counts["waitSlots"] += 1
         with budgets.lock:
             budgets.waiting.setdefault(mine, {})[self.id] = deadline
-            budgets.counts["waitSlots"] += 1
         with self._lock:
             self.taken, abandoned = True, self.closed
         if abandoned:
@@ -367,6 +415,7 @@ class WaitingSlot:
             return self.taken
 
     def release(self) -> dict[str, Any]:
+        """Keep the slot for this key's next wait; give it back to the store if none comes."""
         with self._lock:
             if not self.taken:
                 return {}
@@ -374,9 +423,25 @@ class WaitingSlot:
         budgets, mine = _budgets(self.rt), (self.caller.tenant_id, str(self.caller.key_id))
         with budgets.lock:
             budgets.waiting.get(mine, {}).pop(self.id, None)
-        path, now = rates_path(mine[0], f"waiting-{mine[1]}"), _now(self.rt)
-        self.rt.store.run_transaction(lambda tx: _free(tx, path, self.id, now))
+            mark = budgets.keep_slot(mine, self.id, self.stored)
+        timer = threading.Timer(WAIT_SLOT_KEPT_SECONDS, _give_back, (self.rt, mine, self.id, mark))
+        timer.daemon = True
+        timer.start()
         return {}
+
+
+def _give_back(rt: Runtime, mine: tuple[str, str], slot: str, mark: int) -> None:
+    """A kept slot no wait took: free it in the store (a failure leaves it to lapse)."""
+    budgets = _budgets(rt)
+    with budgets.lock:
+        if not budgets.unkeep_slot(mine, slot, mark):
+            return  # taken again meanwhile
+    path, now = rates_path(mine[0], f"waiting-{mine[1]}"), _now(rt)
+    try:
+        rt.store.run_transaction(lambda tx: _free(tx, path, slot, now))
+    except Exception:
+        log.warning("giving back waiting slot %s of %s failed; it lapses %g s after its deadline", slot, path,
+                    WAIT_GRACE_SECONDS, exc_info=True)
 
 
 def _live(stored: dict[str, Any] | None, now: float) -> dict[str, float]:
@@ -389,10 +454,11 @@ def _retry(slots: dict[str, float], now: float) -> int:
 
 
 def _hold(tx: Transaction, path: str, slot: str, deadline: float, now: float, cap: int) -> None:
-    slots = _live(tx.get(path), now)
-    if len(slots) >= cap:
-        raise rules.waiting_refusal(cap, _retry(slots, now))
-    tx.set(path, {"slots": {**slots, slot: deadline}})
+    """Take `slot`, or move its deadline if it is this process's already."""
+    others = {other: at for other, at in _live(tx.get(path), now).items() if other != slot}
+    if len(others) >= cap:
+        raise rules.waiting_refusal(cap, _retry(others, now))
+    tx.set(path, {"slots": {**others, slot: deadline}})
 
 
 def _free(tx: Transaction, path: str, slot: str, now: float) -> None:
@@ -404,8 +470,9 @@ def _free(tx: Transaction, path: str, slot: str, now: float) -> None:
 def stats(rt: Runtime) -> dict[str, int]:
     """What this process counted: calls admitted, leases (transactions on a bucket) made by a
     call that found its slice spent or stale, renewals made ahead of time, refusals answered
-    without the store, waiting slots taken (each one transaction, and one to free it)."""
+    without the store, waiting slots taken (each one transaction, and one to free it unless a
+    later wait takes it again) and kept slots taken again without one."""
     budgets = _budgets(rt)
     with budgets.lock:
         return {name: budgets.counts[name] for name in ("admitted", "leases", "renewals", "refusedLocally",
-                                                        "waitSlots")}
+                                                        "waitSlots", "waitSlotsKept")}
