@@ -215,3 +215,26 @@ async def test_a_back_off_ends_on_time_after_its_task_left_the_window(backend: s
         listened.close()
         writer.close()
 
+
+
+async def test_a_wait_its_live_feed_saw_nothing_for_needs_no_last_look(backend: str,
+                                                                     store_factory: Callable[[], Store]) -> None:
+    """At the deadline a waiting call looks a last time, unless a live feed watched the whole wait
+    and announced nothing (interface.waiting): then there is nothing to find."""
+    if backend == "sqlite":
+        pytest.skip("SQLite cannot listen: its waiters are woken by the process that writes")
+    listened, writer = store_factory(), store_factory()
+    signals = LocalSignals(poll=(0.5, 2.0), feeds=_Counting(listened), linger=0.3, safety_look=60)
+    try:
+        with signals.subscribe("t1", [inbox_key("reader")]) as waiter:
+            await _until(lambda: signals.stats()["feedsLive"] == 1)
+            assert await waiter.wait(0.3) is False, "timed out under a live feed that announced nothing"
+            now = SystemClock()
+            writer.run_transaction(lambda tx: tx.set("tenants/t1/messages/m", {
+                "messageId": "m", "target": "reader", "delivered": False, "createdAt": now.iso()}))
+            assert await waiter.wait(10) is True, "woken: look"
+        polling = LocalSignals(poll=(0.5, 2.0))  # no feed: a timeout may hide what other processes wrote
+        with polling.subscribe("t1", [inbox_key("reader")]) as waiter:
+            assert await waiter.wait(0.1) is True
+    finally:
+        signals.close()

@@ -43,15 +43,21 @@ class _Waiter(Subscription):
         with suppress(RuntimeError):  # the loop stopped between the check and the call
             self.loop.call_soon_threadsafe(self.event.set)
 
-    async def wait(self, timeout: float) -> None:
-        if self.feed is not None and self.feed.live:
+    async def wait(self, timeout: float) -> bool:
+        watched, whole = self.feed is not None and self.feed.live, timeout
+        if watched:
             timeout = min(timeout, self.safety_look)
         elif self.pause is not None and self.cap is not None:
             timeout = min(timeout, self.pause)
             self.pause = min(self.pause * 2, self.cap)
-        with suppress(TimeoutError):
+        woken = True
+        try:
             await asyncio.wait_for(self.event.wait(), timeout)
+        except TimeoutError:
+            woken = False
         self.event.clear()
+        quiet = not woken and watched and timeout == whole and self.feed is not None and self.feed.live
+        return not quiet
 
 
 @dataclass

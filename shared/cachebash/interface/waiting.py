@@ -1,6 +1,7 @@
 """Run a tool, and for tools that can wait (`wait_seconds`), wait for work instead of
 returning empty: subscribe first, look, and look again on each wake-up until something
-is there or the deadline passes. Before each later look the call reads its API key again, and
+is there or the deadline passes (at the deadline it looks a last time, unless a live feed watched
+the whole wait and announced nothing, in which case there is nothing to find). Before each later look the call reads its API key again, and
 it also wakes when that key is revoked: a revoked key's waiting call ends with UNAUTHENTICATED
 and never claims or delivers anything afterwards. A waiting call's looks run on the waiting
 calls' own worker threads (`interface.runners`), so waiters never hold the threads plain calls need."""
@@ -51,7 +52,8 @@ async def run_tool(spec: ToolSpec, runtime: Runtime, run: Runner, caller: Caller
         try:  # from the first look on: a call cancelled during it has taken its slot all the same
             result = await run.waiting(first_look)
             while _empty(result) and not runtime.closing.is_set() and (remaining := deadline - time.monotonic()) > 0:
-                await subscription.wait(remaining)
+                if not await subscription.wait(remaining):
+                    break  # the deadline passed and the live feed announced nothing: a last look would find nothing
                 result = await run.waiting(again)
         finally:
             if slot.close():

@@ -39,8 +39,10 @@ def revocation_key(key_id: str) -> str:
 
 class Subscription(ABC):
     @abstractmethod
-    async def wait(self, timeout: float) -> None:
-        """Return after a notify on one of the keys (or when it is time to look again), or at the timeout."""
+    async def wait(self, timeout: float) -> bool:
+        """Return after a notify on one of the keys (or when it is time to look again), or at the
+        timeout. Whether the caller should look: False only when the whole timeout passed
+        unwoken while a live feed watched everything it waits for, so nothing it waits for changed."""
 
 
 class Signals(ABC):
