@@ -63,9 +63,22 @@ def new_key(rt: Runtime, program: str, groups: tuple[str, ...] = ()) -> dict[str
 
 
 def warm(rt: Runtime, api_key: str) -> None:
-    """Authenticate until the entry is cached: the first call also writes presence, which drops it."""
+    """Authenticate until the entry is cached."""
     keys.authenticate(rt, api_key)
-    keys.authenticate(rt, api_key)
+
+
+def test_the_presence_write_of_authentication_keeps_the_entry(runtime: Runtime, clock: ManualClock,
+                                                              reads: Reads) -> None:
+    created = new_key(runtime, "builder")
+    keys.authenticate(runtime, created["apiKey"])  # reads both documents, writes lastUsedAt and lastSeenAt
+    reads.taken()
+    caller = keys.authenticate(runtime, created["apiKey"])
+    assert reads.taken() == [], "the entry was updated with what presence wrote, not dropped"
+    assert caller.marks.last_seen == clock.iso(), "the program's lastSeenAt as written"
+    clock.advance(20)
+    keys.authenticate(runtime, created["apiKey"])
+    stored = runtime.store.get(keys.key_path(keys.hash_key(created["apiKey"])))
+    assert stored is not None and stored["lastUsedAt"] == clock.iso(-20), "not due again: nothing written"
 
 
 def test_a_cached_key_reads_nothing_until_its_ttl_ends(runtime: Runtime, clock: ManualClock, reads: Reads) -> None:

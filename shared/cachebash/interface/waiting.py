@@ -1,10 +1,11 @@
 """Run a tool, and for tools that can wait (`wait_seconds`), wait for work instead of
 returning empty: subscribe first, look, and look again on each wake-up until something
-is there or the deadline passes (at the deadline it looks a last time, unless a live feed watched
-the whole wait and announced nothing, in which case there is nothing to find). Before each later look the call reads its API key again, and
-it also wakes when that key is revoked: a revoked key's waiting call ends with UNAUTHENTICATED
-and never claims or delivers anything afterwards. A waiting call's looks run on the waiting
-calls' own worker threads (`interface.runners`), so waiters never hold the threads plain calls need."""
+is there or the deadline passes (at the deadline it looks a last time, unless a live feed
+watched the whole wait and announced nothing, in which case there is nothing to find). Before
+each later look the call reads its API key again, and it also wakes when that key is revoked:
+a revoked key's waiting call ends with UNAUTHENTICATED and never claims or delivers anything
+afterwards. A waiting call's looks run on the waiting calls' own worker threads
+(`interface.runners`), so waiters never hold the threads plain calls need."""
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ them on each hit by the same code as on a miss (`services.keys.authenticate`).
 
 Fresh where it matters:
 - In this process a change takes effect at once: whatever writes a key's document or a
-  program's document (revoking, rotating, a new key and its groups, presence, sessions,
-  interrupt marks) drops the entries it concerns after its commit. An entry read while such a
+  program's document (revoking, rotating, a new key and its groups, sessions, interrupt marks)
+  drops the entries it concerns after its commit; authentication's own presence write
+  (`lastUsedAt`, `lastSeenAt`) updates them instead. An entry read while such a
   change was committing is not kept (`generation`), so a revocation cannot be undone by a read
   that raced it.
 - In another process on the same store (Cloud Functions instances, a second server, the CLI)
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,19 @@ class KeyCache:
                 self._by_program.setdefault(owner, set()).add(key_hash)
             while len(self._entries) > self.max_entries:
                 self._remove(next(iter(self._entries)))
+
+    def refresh(self, key_hash: str, tenant_id: str, program_id: str, key_fields: dict[str, Any],
+                program_fields: dict[str, Any]) -> None:
+        """After this process's own presence write (fields no rule reads): set them in what is
+        held instead of dropping it, so a busy agent's next call still reads nothing. An entry
+        dropped meanwhile (a revocation) stays dropped; entries keep their expiry."""
+        with self._lock:
+            if key_fields and (entry := self._entries.get(key_hash)) is not None and entry.key is not None:
+                self._entries[key_hash] = replace(entry, key={**entry.key, **key_fields})
+            if program_fields:
+                for other in self._by_program.get((tenant_id, program_id), ()):
+                    entry = self._entries[other]
+                    self._entries[other] = replace(entry, program={**entry.program, **program_fields})
 
     def forget_key(self, key_hash: str) -> None:
         """After a write to `keys/{key_hash}`."""

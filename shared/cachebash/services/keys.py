@@ -101,8 +101,10 @@ def authenticate(rt: Runtime, plaintext: str | None) -> Caller:
     program_path = directory.program_path(record["tenantId"], record["programId"])
     # Presence ("last seen"): a write only when the stored time is a minute old, so a busy agent
     # costs one write a minute, not one per call.
-    if presence.note_key_and_program(rt, key_path(key_hash), record, program_path if program else None, program):
-        rt.key_cache.forget_program(record["tenantId"], record["programId"])
+    written = presence.note_key_and_program(rt, key_path(key_hash), record, program_path if program else None,
+                                            program)
+    if written is not None:  # the cached documents as they are now, so the next call reads nothing
+        rt.key_cache.refresh(key_hash, record["tenantId"], record["programId"], *written)
     return Caller(
         tenant_id=record["tenantId"],
         program_id=record["programId"],

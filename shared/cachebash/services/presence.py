@@ -64,14 +64,14 @@ def _sessions(program: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def note_key_and_program(rt: Runtime, key_path: str, key: Mapping[str, Any], program_id_path: str | None,
-                         program: Mapping[str, Any]) -> bool:
+                         program: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """At authentication: the key's `lastUsedAt` and the program's `lastSeenAt`, each if due, in
-    one transaction (blind updates: nothing is read). Whether it wrote (the caller then drops
-    what the key cache holds of them)."""
+    one transaction (blind updates: nothing is read). What it wrote to each (the caller updates
+    what the key cache holds of them), or None."""
     key_due = due(key.get("lastUsedAt"), rt)
     program_due = program_id_path is not None and due(program.get("lastSeenAt"), rt)
     if not (key_due or program_due):
-        return False
+        return None
     now = rt.clock.iso()
 
     def write(tx: Transaction) -> None:
@@ -81,7 +81,7 @@ def note_key_and_program(rt: Runtime, key_path: str, key: Mapping[str, Any], pro
             tx.update(program_id_path, {"lastSeenAt": now})
 
     rt.store.run_transaction(write)
-    return True
+    return ({"lastUsedAt": now} if key_due else {}), ({"lastSeenAt": now} if program_due else {})
 
 
 def note_session(rt: Runtime, caller: Caller, session_id: str | None) -> None:
