@@ -2,26 +2,26 @@
 
 Port paths are Firestore paths already (`tenants/t1/tasks/abc`, `keys/{hash}`), so this
 adapter only translates calls. Every read-then-write runs in a Firestore transaction on the
-documents it touches; the client library re-runs the function when Firestore aborts it on
-contention, which is why the port asks transaction functions to be free of side effects.
+documents it touches; the function runs again when Firestore aborts it on contention, which
+is why the port asks transaction functions to be free of side effects.
 
 The client is made on first use, never at import, so a cold start that never touches the
 store (a health probe) pays nothing for it.
 
 `rpc_count` counts the RPCs this adapter issues (for `cachebash bench`'s store RPCs per tool
 call, read by `/bench/stats`): one per document get, batch get, query or count, and per
-transaction its BeginTransaction, each read, and its Commit or Rollback. A listener counts one
-(its Listen stream), not one per message. The transaction's control RPCs follow the client
-library's flow (`transactional`: begin, the function, commit; rollback on any error once begun);
+transaction each read and its Commit or Rollback (its first read begins it: no BeginTransaction).
+A listener counts one (its Listen stream), not one per message.
 tests/contract/test_firestore_rpc_count.py checks the count against the library's own calls.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
@@ -29,7 +29,8 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.base_client import _parse_batch_get
+from google.cloud.firestore_v1.base_query import FieldFilter, _query_response_to_snapshot
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from cachebash.adapters.firestore_turns import TURNS
@@ -49,6 +50,7 @@ from cachebash.ports.store import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: How long a transaction may take, retries included, before the call gives up with a
 #: retryable CONTENTION error (`Contention`, nothing written), and its back-off. Each retry is a
@@ -177,28 +179,27 @@ class FirestoreStore(Store):
         return result
 
     def _counted_attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
-        # The library begins the transaction, runs `body`, then commits; on any error once begun
-        # it rolls back. `began` and `committing` say which of those RPCs it issued.
-        began = committing = False
-
-        @firestore.transactional
-        def body(native: firestore.Transaction) -> T:
-            nonlocal began, committing
-            began = True
-            tx = _FirestoreTransaction(self, native, attempt)
-            result = fn(tx)
-            tx.write_counters()
-            committing = True
-            return result
-
-        self.counted()  # BeginTransaction
+        """The function in a read-write transaction that begins with its first read (see
+        `_FirestoreTransaction._reading`): no BeginTransaction of its own, so a transaction is
+        its reads and its Commit. Firestore's locks and the commit's checks are the same as
+        when it begins first; any error once it began rolls it back."""
+        native = self.client.transaction(max_attempts=1)
+        tx = _FirestoreTransaction(self, native, attempt)
         try:
             with attempt.turns:  # a turn taken at the first read lasts until commit or rollback
-                result: T = body(self.client.transaction(max_attempts=1))
+                result = fn(tx)
+                tx.write_counters()
+                if not native.in_progress and native._write_pbs:  # this run wrote without reading
+                    self.counted()  # BeginTransaction
+                    native._begin()
+                if native.in_progress:
+                    self.counted()  # Commit
+                    native._commit()
         except BaseException:
-            self.counted(int(committing) + int(began))  # the Commit that failed; the Rollback
+            if native.in_progress:
+                self.counted()  # Rollback
+                _roll_back(native)
             raise
-        self.counted()  # Commit
         return result
 
     def get(self, path: str) -> dict[str, Any] | None:
@@ -329,19 +330,49 @@ class _FirestoreTransaction(Transaction):
 
     def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
         native = self._before_read(paths[0] if paths else None)
-        refs = [self._ref(path) for path in paths]
+        client = self._store.client
+        request, references, options = client._prep_get_all([self._ref(path) for path in paths], None, None,
+                                                             **self._attempt.read_options())
         self._store.counted()
+        replies = client._firestore_api.batch_get_documents(request=self._reading(native, request),
+                                                            metadata=client._rpc_metadata, **options)
         # The server answers in any order; put each snapshot back where it was asked for.
-        snaps = native.get_all(refs, **self._attempt.read_options())
-        found = {snap.reference.path: _data(snap) for snap in snaps}
+        found = {snap.reference.path: _data(snap) for snap in (_parse_batch_get(reply, references, client)
+                                                               for reply in self._began(native, replies)
+                                                               if reply._pb.WhichOneof("result"))}
         return [found.get(path) for path in paths]
 
     def query(self, query: Query) -> list[Doc]:
         native = self._before_read(query.collection)
         self._store.observe(query)
         self._store.counted()
-        found = native.get(self._store._native(query), **self._attempt.read_options())
-        return [_doc(query, snap) for snap in found]
+        client, asked = self._store.client, self._store._native(query)
+        request, prefix, options = asked._prep_stream(None, **self._attempt.read_options())
+        replies = client._firestore_api.run_query(request=self._reading(native, request),
+                                                  metadata=client._rpc_metadata, **options)
+        snaps = (_query_response_to_snapshot(reply, asked._parent, prefix) for reply in self._began(native, replies))
+        return [_doc(query, snap) for snap in snaps if snap is not None]
+
+    @staticmethod
+    def _reading(native: firestore.Transaction, request: dict[str, Any]) -> dict[str, Any]:
+        """The read request, in the transaction, or beginning it when this is its first read
+        (`newTransaction`: the server begins it and answers with its id, one RPC fewer)."""
+        request.pop("transaction", None)
+        if native.in_progress:
+            request["transaction"] = native.id
+        else:
+            request["new_transaction"] = _READ_WRITE
+        return request
+
+    @staticmethod
+    def _began(native: firestore.Transaction, replies: Iterable[Any]) -> Iterator[Any]:
+        """Each reply, after taking the transaction's id from the one that carries it."""
+        for reply in replies:
+            if reply.transaction and not native.in_progress:
+                native._id = reply.transaction
+            yield reply
+        if not native.in_progress:
+            raise StoreError("the store began no transaction for a read that asked it to (newTransaction)")
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self._wrote = True
@@ -379,6 +410,19 @@ class _FirestoreTransaction(Transaction):
 
 class _NeedsReads(BaseException):  # noqa: N818 - a signal, not an error; BaseException so no service catches it
     """Raised at the first read of a write-only try (see `FirestoreStore._write_only`)."""
+
+
+#: A read that begins the transaction asks for a read-write one (what BeginTransaction's default is).
+_READ_WRITE: dict[str, Any] = {"read_write": {}}
+
+
+def _roll_back(native: firestore.Transaction) -> None:
+    """Roll back, keeping the error that caused it: a rollback that fails (a transaction the
+    server already aborted) changes nothing, and Firestore expires what it still holds."""
+    try:
+        native._rollback()
+    except gexc.GoogleAPICallError as exc:
+        log.info("rollback failed after an error (the transaction ends at the server): %s", exc)
 
 
 def _top_level(fields: Mapping[str, Any]) -> dict[str, Any]:
