@@ -135,7 +135,7 @@ async def test_many_waiters_of_a_tenant_share_one_listener(backend: str, store_f
             assert not any(_is_set(s) for s in [*queue, key])
 
             writer.run_transaction(lambda tx: tx.set("keys/h1", {"keyId": "k1", "tenantId": "t1", "active": True}))
-            writer.run_transaction(lambda tx: tx.update("keys/h1", {"active": False}))
+            writer.run_transaction(lambda tx: tx.update("keys/h1", {"active": False, "revokedAt": now.iso()}))
             await _woken([key])
         assert signals.stats()["feeds"] == 1, "the listener lingers after the last waiter left"
         await _until(lambda: signals.stats()["feeds"] == 0)
@@ -187,8 +187,8 @@ async def test_a_back_off_ends_on_time_after_its_task_left_the_window(backend: s
     if backend == "sqlite":
         pytest.skip("SQLite cannot listen")
     listened, writer = store_factory(), store_factory()
-    narrow = watching.Watched("tasks", lambda t: watching.WATCHED[0].query(t).take(2), watching.task_wakes,
-                              watching.task_due)
+    narrow = watching.Watched("tasks", lambda t, since: watching.WATCHED[0].query(t, since).take(2),
+                              watching.task_wakes, watching.task_due)
     woken: list[tuple[float, set[str]]] = []
     feed = watching.TenantFeed(listened, SystemClock(), "t1", lambda keys: woken.append((time.monotonic(), set(keys))),
                                [narrow])

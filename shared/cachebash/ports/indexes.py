@@ -67,6 +67,11 @@ INDEXES: tuple[Index, ...] = (
     _index("messages", "delivered", "expiresAt", only={"delivered": False}),
     _index("messages", "delivered", "deliveredAt", only={"delivered": True}),
     _index("push_usage", "pending", "hour"),
+    # What a process listens to while calls wait (services.watching): queued tasks, undelivered
+    # messages and revoked keys written since the listener opened.
+    _index("tasks", "phase", "-updatedAt", only={"phase": Phase.QUEUED.value}),
+    _index("messages", "delivered", "-createdAt", only={"delivered": False}),
+    _index("keys", "tenantId", "active", "-revokedAt", only={"active": False}),
 )
 
 

@@ -7,14 +7,25 @@ waiter and closes it a while after the last one left) to three bounded queries, 
 changed document into the signal keys it should wake (the table `WATCHED`). So the cost grows
 with the tenants being waited on, not with the waiting calls.
 
-Bounds: each query holds the tenant's `WATCH_LIMIT` most recently updated tasks, most recently
-created messages and active keys. Every write that matters enters its window (a task that is
-queued again gets a new `updatedAt`; a new message is the newest). Time passing is not written: a
+What is listened to is only what can wake a waiter, written since the feed opened (less
+`SINCE_MARGIN_SECONDS`, for another instance's clock a little behind): queued tasks, undelivered
+messages and revoked keys, each the `WATCH_LIMIT` most recently written. What was there before the
+feed opened needs no listener: every call starts with a look. Listening to everything (the newest
+tasks, messages and active keys) cost far more: Google's emulator answers every write to a
+listened collection by sending the query's whole result set again (100 documents per presence
+write of any key, per message sent), which was 40% of a server's CPU with 320 calls waiting, and
+on Firestore each listened change is a billed document read. Console pages that wait are woken by
+these changes and by their own process's writes (`wakeups`); another instance's other writes
+reach them at their next look.
+
+Bounds: every write that matters enters its window (a task that is queued again gets a new
+`updatedAt`; a new message and a new revocation are the newest). Time passing is not written: a
 retry back-off that ends (`availableAt`) is woken by a timer, for every task seen in back-off while
 the feed was open (also after it left the window). A lease that runs out needs no timer: claim_next
 takes only queued tasks, and the sweeper's write that queues the task again is seen. What is left
-(a back-off that began before the feed opened, on a task outside the window) is found by the next
-look: every call starts with one, and a waiter looks again at `LocalSignals`' safety interval.
+(a back-off that began before the feed opened, a write stamped by a clock more than the margin
+behind) is found by the next look: every call starts with one, and a waiter looks again at
+`LocalSignals`' safety interval.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ from cachebash.services.keys import KEYS
 from cachebash.services.runtime import tenant_path
 
 WATCH_LIMIT = 100
+#: A feed listens to what was written from this long before it opened.
+SINCE_MARGIN_SECONDS = 60.0
 
 #: A moment (ISO time) at which a document wakes these keys without being written.
 Due = tuple[str, frozenset[str]]
@@ -42,25 +55,28 @@ Due = tuple[str, frozenset[str]]
 
 @dataclass(frozen=True)
 class Watched:
-    """One listened query per tenant, what each change of it wakes, and when a document of it
-    becomes ready without a write."""
+    """One listened query per tenant (of what was written since a moment), what each change of it
+    wakes, and when a document of it becomes ready without a write."""
 
     name: str
-    query: Callable[[str], Query]
+    query: Callable[[str, str], Query]
     wakes: Callable[[Change], set[str]]
     due: Callable[[dict[str, Any]], Due | None] = lambda _: None
 
 
-def _tasks(tenant_id: str) -> Query:
-    return Query(tenant_path(tenant_id, "tasks")).order("updatedAt", descending=True).take(WATCH_LIMIT)
+def _tasks(tenant_id: str, since: str) -> Query:
+    return (Query(tenant_path(tenant_id, "tasks")).where("phase", "==", Phase.QUEUED.value)
+            .where("updatedAt", ">=", since).order("updatedAt", descending=True).take(WATCH_LIMIT))
 
 
-def _messages(tenant_id: str) -> Query:
-    return Query(tenant_path(tenant_id, "messages")).order("createdAt", descending=True).take(WATCH_LIMIT)
+def _messages(tenant_id: str, since: str) -> Query:
+    return (Query(tenant_path(tenant_id, "messages")).where("delivered", "==", False)
+            .where("createdAt", ">=", since).order("createdAt", descending=True).take(WATCH_LIMIT))
 
 
-def _keys(tenant_id: str) -> Query:
-    return Query(KEYS).where("tenantId", "==", tenant_id).where("active", "==", True).take(WATCH_LIMIT)
+def _keys(tenant_id: str, since: str) -> Query:
+    return (Query(KEYS).where("tenantId", "==", tenant_id).where("active", "==", False)
+            .where("revokedAt", ">=", since).order("revokedAt", descending=True).take(WATCH_LIMIT))
 
 
 def _queued_for(task: dict[str, Any]) -> str | None:
@@ -94,7 +110,8 @@ def message_wakes(change: Change) -> set[str]:
 
 
 def key_revoked(change: Change) -> bool:
-    """A key that left the tenant's active keys was revoked (or deleted)."""
+    """A key in the revoked keys' query was revoked (one that leaves it was too: it fell out of
+    the window, or was deleted)."""
     return change.removed or not change.doc.data.get("active")
 
 
@@ -103,7 +120,7 @@ def key_wakes(change: Change) -> set[str]:
     key_id = change.doc.data.get("keyId")
     if key_revoked(change) and isinstance(key_id, str):
         return {OWNER_KEY, revocation_key(key_id)}
-    return {OWNER_KEY}  # e.g. `lastUsedAt`, which the console shows
+    return {OWNER_KEY}
 
 
 WATCHED: tuple[Watched, ...] = (
@@ -129,9 +146,10 @@ class TenantFeed(Feed):
         self._armed_for: str | None = None
         self._closed = False
         self._listening: list[Listening] = []
+        since = clock.iso(-SINCE_MARGIN_SECONDS)
         try:
             for item in watched:
-                self._listening.append(store.listen(item.query(tenant_id), partial(self._changed, item)))
+                self._listening.append(store.listen(item.query(tenant_id, since), partial(self._changed, item)))
         except Exception:
             self.close()
             raise
