@@ -128,6 +128,19 @@ def test_a_busy_key_costs_a_lease_per_slice_not_per_call(runtime: Runtime, clock
     assert counted["leases"] <= 30, counted  # key and tenant slices: 1, 2, 4 ... up to 750 and 12500
 
 
+@pytest.mark.parametrize("every", [5.0, 25.0])
+def test_a_slow_key_serves_several_calls_a_lease(free: Runtime, clock: ManualClock, every: float) -> None:
+    """A key calling every few seconds (or waiting 25 s at a time in a loop) keeps its small slice
+    for `SLOW_LEASE_SECONDS`, so not every call pays a transaction (it did: its slice was stale)."""
+    slow = make_caller(free, "slow")
+    for _ in range(40):
+        assert _admitted(free, slow, 1) == 1
+        clock.advance(every)
+    counted = rate_limits.stats(free)
+    assert counted["admitted"] == 40
+    assert counted["leases"] + counted["renewals"] <= 0.5 * 40, counted
+
+
 def test_a_busy_slice_is_renewed_ahead_so_its_calls_never_stop_for_a_lease(runtime: Runtime,
                                                                            clock: ManualClock) -> None:
     """200 calls a second for 30 s: after the first slices, every lease is a renewal made while

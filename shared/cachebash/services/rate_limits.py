@@ -9,6 +9,11 @@ bucket's `max_slice`) and halves when it goes stale, so a busy key costs one tra
 slice still holds goes back to the bucket with the process's next lease (capped at the bucket's
 capacity), so a slow key is not starved by its own leftovers.
 
+A slice of at most `SLOW_SLICE` tokens lasts `SLOW_LEASE_SECONDS` instead: a slow key (an agent
+calling every few seconds, or waiting 25 s at a time in a loop) would otherwise find its slice
+stale at every call and pay a transaction per call; holding a few tokens for two minutes lets its
+slice grow to 2, 4 and 8 and serve several calls a lease, and costs the bucket nothing worth counting.
+
 A slice in use (one the process's calls share, such as the tenant's) is renewed ahead of time:
 the call that finds it will be spent within `RENEW_AHEAD_SECONDS` at its pace leases
 more while the other calls go on spending what is left, so they never all stop for one lease (on
@@ -52,6 +57,9 @@ log = logging.getLogger(__name__)
 
 #: A leased slice is spent within this long, or dropped.
 LEASE_SECONDS = 5.0
+#: A slice of at most this many tokens is spent within `SLOW_LEASE_SECONDS` instead.
+SLOW_SLICE = 8
+SLOW_LEASE_SECONDS = 120.0
 #: A slice is renewed while this much of it is left (at its pace), so that the renewal lands before
 #: the calls sharing it run out, even on a store slowed to a second a transaction ...
 RENEW_AHEAD_SECONDS = LEASE_SECONDS / 4
@@ -121,7 +129,8 @@ class _Slice:
         return max(1, self.size - self.tokens)
 
     def leased(self, tokens: int, now: float) -> None:
-        self.tokens, self.held, self.leased_at, self.expires = tokens, tokens, now, now + LEASE_SECONDS
+        lasts = SLOW_LEASE_SECONDS if tokens <= SLOW_SLICE else LEASE_SECONDS
+        self.tokens, self.held, self.leased_at, self.expires = tokens, tokens, now, now + lasts
 
 
 class _Budgets:
