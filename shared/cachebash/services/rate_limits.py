@@ -84,7 +84,7 @@ class _Slice:
 
     tokens: int = 0
     expires: float = 0.0
-    size: int = 1  # what the next lease asks for
+    size: int = 2  # what the next lease asks for (a key that calls once mostly calls again)
     refused_until: float = 0.0
     leasing: threading.Lock = field(default_factory=threading.Lock)
     #: When the last lease (or renewal) landed, and how many tokens the slice held then.
@@ -182,9 +182,11 @@ class _Budgets:
             return found
 
     def _prune(self, now: float) -> None:
-        """Forget slices that hold nothing any more (spent or stale, no refusal pending), so a
-        long-lived instance serving many keys keeps only the busy ones."""
-        idle = [k for k, p in self.slices.items() if (p.tokens == 0 or p.expires <= now)
+        """Forget slices that hold nothing any more (spent or stale, no refusal pending), or only
+        a slow key's few tokens (leased `LEASE_SECONDS` ago or more: lost, the bucket refills), so
+        a long-lived instance serving many keys keeps only the busy ones."""
+        idle = [k for k, p in self.slices.items()
+                if (p.tokens == 0 or p.expires <= now or now - p.leased_at >= LEASE_SECONDS)
                 and p.refused_until <= now and not p.leasing.locked()]
         for key in idle:
             del self.slices[key]
