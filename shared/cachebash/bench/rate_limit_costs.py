@@ -51,7 +51,7 @@ def measure(traffic: Traffic) -> dict[str, float]:
         try:
             for rt in runtimes:
                 rt.default_plan = traffic.plan
-            issued = keys.issue_key(runtimes[0], "default", CreateKey(programId="k"), "bench")
+            issued = keys.issue_key(runtimes[0], "default", CreateKey(programId="k", label=None, admin=False), "bench")
             caller = keys.authenticate(runtimes[0], issued["apiKey"])
             calls, admitted = round(traffic.seconds * traffic.calls_per_second), 0
             for i in range(calls):
