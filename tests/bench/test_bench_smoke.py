@@ -142,3 +142,14 @@ def test_usage_equals_a_recount_of_the_tasks_after_a_mixed_run(tmp_path: Path) -
     assert mismatches(rows, expected) == []
     assert answer["totals"]["completed"] > 20 and answer["totals"]["tokensIn"] > 0
     assert answer["totals"]["attempts"] >= answer["totals"]["completed"]
+
+
+def test_the_rate_limit_cost_table_counts_every_admitted_call() -> None:
+    """`python -m cachebash.bench.rate_limit_costs` (the README's table): a key at its rate is
+    admitted at its rate, a flood at the rate only, and a busy key costs far less than a slow one."""
+    from cachebash.bench.rate_limit_costs import Traffic, measure
+
+    at_rate, flood = measure(Traffic("", "free", 2)), measure(Traffic("", "free", 20))
+    assert at_rate["admittedPerSecond"] == pytest.approx(2, rel=0.01)
+    assert flood["admittedPerSecond"] == pytest.approx(2 + 60 / 120, rel=0.02)  # the rate, and the burst once
+    assert measure(Traffic("", "self-hosted", 500))["perCall"] < 0.01 < measure(Traffic("", "free", 0.2))["perCall"]
