@@ -238,3 +238,37 @@ async def test_a_wait_its_live_feed_saw_nothing_for_needs_no_last_look(backend: 
             assert await waiter.wait(0.1) is True
     finally:
         signals.close()
+
+
+async def test_a_feed_hears_only_what_can_wake_a_waiter(backend: str, store_factory: Callable[[], Store]) -> None:
+    """Writes that wake nobody (a key's presence, a delivered message, a finished task, anything
+    older than the feed) never reach the listener: Google's emulator resends a listened query's
+    whole result set on every write to its collection, so what the queries hold is what it costs."""
+    if backend == "sqlite":
+        pytest.skip("SQLite cannot listen")
+    listened, writer = store_factory(), store_factory()
+    clock = SystemClock()
+    old = clock.iso(-3600)
+    writer.run_transaction(lambda tx: tx.set("tenants/t1/messages/old", {
+        "messageId": "old", "target": "reader", "delivered": False, "createdAt": old}))
+    woken: list[set[str]] = []
+    feed = watching.TenantFeed(listened, clock, "t1", lambda keys: woken.append(set(keys)))
+    try:
+        await _until(lambda: feed.live)
+        assert woken == [], "an undelivered message from before the feed opened is not listened to"
+        for i in range(5):
+            now = clock.iso()
+            writer.run_transaction(lambda tx, i=i, now=now: tx.set(f"keys/p{i}", {
+                "keyId": f"p{i}", "tenantId": "t1", "active": True, "lastUsedAt": now}))
+            writer.run_transaction(lambda tx, i=i, now=now: tx.set(f"tenants/t1/messages/d{i}", {
+                "messageId": f"d{i}", "target": "reader", "delivered": True, "createdAt": now}))
+            writer.run_transaction(lambda tx, i=i, now=now: tx.set(f"tenants/t1/tasks/done{i}", {
+                "taskId": f"done{i}", "target": "builders", "phase": "done", "updatedAt": now}))
+        writer.run_transaction(lambda tx: tx.set("tenants/t1/messages/new", {
+            "messageId": "new", "target": "reader", "delivered": False, "createdAt": clock.iso()}))
+        await _until(lambda: any(inbox_key("reader") in keys for keys in woken))
+        assert woken == [{OWNER_KEY, inbox_key("reader")}], "only the new undelivered message was heard"
+    finally:
+        feed.close()
+        listened.close()
+        writer.close()
