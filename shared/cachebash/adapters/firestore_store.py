@@ -13,6 +13,10 @@ call, read by `/bench/stats`): one per document get, batch get, query or count, 
 transaction each read and its Commit or Rollback (its first read begins it: no BeginTransaction).
 A listener counts one (its Listen stream), not one per message.
 tests/contract/test_firestore_rpc_count.py checks the count against the library's own calls.
+
+The library always begins a transaction with its own RPC; the reads that begin one here build
+their requests and parse their replies with the library 2.x's own helpers (`_prep_get_all`,
+`_prep_stream`, `_parse_batch_get`, `_query_response_to_snapshot`; pinned below 3).
 """
 
 from __future__ import annotations
