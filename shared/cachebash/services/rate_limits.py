@@ -186,7 +186,7 @@ class _Budgets:
         a slow key's few tokens (leased `LEASE_SECONDS` ago or more: lost, the bucket refills), so
         a long-lived instance serving many keys keeps only the busy ones."""
         idle = [k for k, p in self.slices.items()
-                if (p.tokens == 0 or p.expires <= now or now - p.leased_at >= LEASE_SECONDS)
+                if (p.tokens == 0 or now - p.leased_at >= LEASE_SECONDS)  # (every slice lasts that long at least)
                 and p.refused_until <= now and not p.leasing.locked()]
         for key in idle:
             del self.slices[key]

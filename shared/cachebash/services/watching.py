@@ -25,8 +25,8 @@ the feed was open (also after it left the window). A lease that runs out needs n
 takes only queued tasks, and the sweeper's write that queues the task again is seen. What is left
 (a back-off that began before the feed opened, a write stamped by a clock more than the margin
 behind, a group message's copy made more than the margin after it was sent, as an outbox
-redelivery after a failure may) is found by the next look: every call starts with one, and a waiter looks again at
-`LocalSignals`' safety interval.
+redelivery after a failure may) is found by the next look: every call starts with one, and a
+waiter looks again at `LocalSignals`' safety interval.
 """
 
 from __future__ import annotations
