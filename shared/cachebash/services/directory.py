@@ -33,14 +33,26 @@ def known_groups(programs: list[dict[str, Any]]) -> set[str]:
 
 
 def resolve_target(rt: Runtime, caller: Caller, target: str) -> tuple[str, bool, list[str]]:
-    """Classify a target: (name, is_group, members). Members is empty for an unknown name."""
+    """Classify a target: (name, is_group, members). Members is empty for an unknown name.
+
+    Most sends name a program: a count and a read, not the whole directory, and a name found
+    to be a program and no group is remembered (`Runtime.direct_targets`) for
+    `key_cache.TTL_SECONDS`, so a conversation's later sends read nothing. Only that is
+    remembered: a group's members and an unknown name are read at every send, so no member
+    misses a group message and a new program is found at once. A name that becomes a group in
+    another process is seen here as late as a key's new groups are (README, Limits)."""
     if target == HUMAN:
         return target, False, [HUMAN]
     if target not in BUILTIN_GROUPS and target != ALL_GROUP:
-        # Most sends name a program: a count and a read, not the whole directory on every send.
+        key, now = (caller.tenant_id, target), rt.clock.now()
+        if rt.direct_targets.get(key, now):
+            return target, False, [target]
+        generation = rt.direct_targets.generation
         in_group = programs_query(caller.tenant_id).where("groups", "array_contains", target).take(1)
         if not rt.store.count(in_group):
             exists = rt.store.get(program_path(caller.tenant_id, target)) is not None
+            if exists:
+                rt.direct_targets.put(key, True, now, generation)
             return target, False, [target] if exists else []
     programs = all_programs(rt, caller.tenant_id)
     return target, target in known_groups(programs), members_among(programs, target)
@@ -66,6 +78,12 @@ def list_groups(rt: Runtime, caller: Caller) -> dict[str, Any]:
         for name in sorted(known_groups(programs), key=lambda g: (g == ALL_GROUP, g not in BUILTIN_GROUPS, g))
     ]
     return {"success": True, "count": len(groups), "groups": groups}
+
+
+def groups_changed(rt: Runtime, tenant_id: str) -> None:
+    """After a commit that may have added groups in the tenant: a name remembered as a program
+    only may now be a group too (groups win, `resolve_target`)."""
+    rt.direct_targets.forget(lambda key: key[0] == tenant_id)
 
 
 def register_program(

@@ -19,7 +19,7 @@ from cachebash.domain.inputs import NAME_PATTERN
 from cachebash.domain.programs import CreateKey, ProgramMarks, RevokeKey
 from cachebash.ports.store import Doc, Query, Transaction
 from cachebash.services import activity, directory, presence, revocation
-from cachebash.services.directory import register_program
+from cachebash.services.directory import groups_changed, register_program
 from cachebash.services.runtime import Caller, Runtime
 
 KEY_PREFIX = "cb_"
@@ -69,6 +69,7 @@ def issue_key(rt: Runtime, tenant_id: str, cmd: CreateKey, created_by: str) -> d
     program = rt.store.run_transaction(write)
     rt.key_cache.forget_key(key_hash)
     rt.key_cache.forget_program(tenant_id, cmd.programId)  # its groups
+    groups_changed(rt, tenant_id)
     return activity.key_created({
         "success": True, "apiKey": plaintext, "keyId": record["keyId"], "programId": cmd.programId,
         "tenantId": tenant_id, "groups": program["groups"], "admin": cmd.admin, "label": cmd.label,

@@ -3,8 +3,10 @@
 Sizes are the plan's `max_message_bytes` / `max_instruction_bytes`, in UTF-8 bytes (what the
 store holds and bills), checked before anything is read. The inbox limit counts the target's
 undelivered messages with one count query (on Firestore an aggregation: a read per 1,000
-messages, not one per message) before the send's transaction. It is a flood guard, not
-billing: senders racing at the very limit may each pass it, by at most as many as race. An exact
+messages, not one per message) before the send's transaction, unless a recent count says the
+inbox is far from full (`services.inbox_counts`). It is a flood guard, not billing: senders
+racing at the very limit may each pass it, by at most as many as race, and other processes by
+what `inbox_counts` says. An exact
 count would need a counter written by every delivery (`get_messages`), expiry and fan-out,
 putting a hot document on the path every agent polls; the quota and open-task counts, which
 are exact, are in `services/quota`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from cachebash.domain.errors import LimitExceeded
 from cachebash.ports.store import Query
+from cachebash.services import inbox_counts
 from cachebash.services.plans import plan_of
 from cachebash.services.runtime import Runtime, tenant_path
 
@@ -46,7 +49,16 @@ def full_inboxes(rt: Runtime, tenant_id: str, targets: list[str]) -> list[str]:
     cap = plan.max_inbox_undelivered
     if cap is None:
         return []
-    return [t for t in targets if rt.store.count(undelivered_query(tenant_id, t).take(cap)) >= cap]
+    now, full = rt.clock.now(), []
+    for target in targets:
+        if not inbox_counts.well_under(rt.inbox_counts, tenant_id, target, cap, now):
+            undelivered = rt.store.count(undelivered_query(tenant_id, target).take(cap))
+            inbox_counts.counted(rt.inbox_counts, tenant_id, target, undelivered, now)
+            if undelivered >= cap:
+                full.append(target)
+                continue
+        inbox_counts.admitted(rt.inbox_counts, tenant_id, target)
+    return full
 
 
 def check_inbox(rt: Runtime, tenant_id: str, target: str) -> None:

@@ -16,10 +16,18 @@ from cachebash.ports.clock import Clock
 from cachebash.ports.notifier import Notifier
 from cachebash.ports.signals import Signals
 from cachebash.ports.store import Store
+from cachebash.services.expiring import Expiring
+from cachebash.services.inbox_counts import FRESH_SECONDS as INBOX_COUNT_TTL_SECONDS
+from cachebash.services.inbox_counts import InboxCount
+from cachebash.services.key_cache import TTL_SECONDS as KEY_TTL_SECONDS
 from cachebash.services.key_cache import KeyCache
 
 if TYPE_CHECKING:
     from cachebash.services.outbox import Dispatcher
+
+
+#: Entries each of the runtime's short caches keeps at most.
+CACHE_ENTRIES = 10_000
 
 
 @dataclass
@@ -42,6 +50,12 @@ class Runtime:
     plan_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: What authentication read, per key, for `key_cache.TTL_SECONDS` (on the runtime for the same reason).
     key_cache: KeyCache = field(default_factory=KeyCache, repr=False, compare=False)
+    #: (tenant, name) of send targets found to be programs and no group (services.directory).
+    direct_targets: Expiring[tuple[str, str], bool] = field(
+        default_factory=lambda: Expiring(KEY_TTL_SECONDS, CACHE_ENTRIES), repr=False, compare=False)
+    #: Per (tenant, inbox): its undelivered count as last counted, and sends since (services.limits).
+    inbox_counts: Expiring[tuple[str, str], InboxCount] = field(
+        default_factory=lambda: Expiring(INBOX_COUNT_TTL_SECONDS, CACHE_ENTRIES), repr=False, compare=False)
     #: Counter documents per day and program for usage (services.usage); None: 16 on a remote store, else 1.
     usage_shards: int | None = None
     #: Tests: a failing handler fails the call whose change emitted the event (its entry still stays).
