@@ -106,7 +106,7 @@ def test_coldstart_times_fresh_function_processes(tmp_path: Path) -> None:
     assert report["baseline"]["requestsPerSecond"] is None
     cold = report["workloads"]["coldstart"]
     assert cold["runs"] == 1
-    for figure in ("baseline", "health", "toolCall"):
+    for figure in ("baseline", "storeClient", "health", "toolCall"):
         assert len(cold[figure]["allS"]) == 1 and cold[figure]["medianS"] > 0
     assert {t["target"].split(" <=")[0] for t in report["targets"]} == {
         "coldstart: process start to first tools/call 200", "coldstart: process start to first /health 200"}

@@ -172,6 +172,8 @@ def _coldstart_lines(s: dict[str, Any]) -> list[str]:
     return [
         f"coldstart ({s['runs']} runs; {s['store']}; process start to first 200)",
         row("baseline: bare functions-framework target", s["baseline"]),
+        row("floor: the same, importing the Firestore client", s["storeClient"],
+            f"; {s['storeClientOverBaselineS']:+.3f} s over baseline"),
         row("mcp function, GET /health", s["health"], f"; {s['healthOverBaselineS']:+.3f} s over baseline"),
         row(f"mcp function, {s['request']}", s["toolCall"], f"; {s['toolCallOverBaselineS']:+.3f} s over baseline"),
     ]

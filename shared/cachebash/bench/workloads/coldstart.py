@@ -3,7 +3,9 @@
 first 200 for `GET /health`, and, from a second fresh process, to its first 200 for a `tools/call`
 (get_tasks, the official client's 2026-07-28 request, through the fast path, on an admin key
 issued into the store beforehand). The baseline, in the same run: a bare functions-framework
-target that answers every request with `{}` (what functions-framework itself costs).
+target that answers every request with `{}` (what functions-framework itself costs); and the
+floor: the same target importing the Firestore client library on its first request (what the
+required stack costs before a first store call, which no code of ours can go under).
 
 The store is Google's Firestore emulator, started once for the workload (a few seconds of Java);
 each figure is the median of `RUNS` runs, baseline and both cold starts taken in turn in each run,
@@ -77,8 +79,9 @@ def _measure(runs: int) -> dict[str, Any]:
         emulator.wait_ready()
         env = _function_env(emulator.host)
         key = _issue_key(env)
-        starts = [Start("baseline", "hello", HELLO_SOURCE, _health), Start("health", "mcp", MAIN, _health),
-                  Start("toolCall", "mcp", MAIN, _call(key))]
+        starts = [Start("baseline", "hello", HELLO_SOURCE, _health),
+                  Start("storeClient", "hello_with_firestore", HELLO_SOURCE, _health),
+                  Start("health", "mcp", MAIN, _health), Start("toolCall", "mcp", MAIN, _call(key))]
         for start in starts:  # warm-up: bytecode caches written, the emulator's JIT warm
             _first_200(start, env, logs / "warm-up.log")
         seconds: dict[str, list[float]] = {s.name: [] for s in starts}
@@ -89,6 +92,7 @@ def _measure(runs: int) -> dict[str, Any]:
         emulator.child.stop()
     return {"runs": runs, "store": "Google's Firestore emulator", "request": "tools/call get_tasks (2026-07-28)",
             **{name: _summary(values) for name, values in seconds.items()},
+            "storeClientOverBaselineS": _over(seconds["storeClient"], seconds["baseline"]),
             "healthOverBaselineS": _over(seconds["health"], seconds["baseline"]),
             "toolCallOverBaselineS": _over(seconds["toolCall"], seconds["baseline"])}
 
