@@ -404,3 +404,33 @@ def test_a_transaction_that_only_writes_commits_all_its_writes(store: Store) -> 
     with pytest.raises(Missing):
         store.run_transaction(lambda tx: tx.update(f"{TASKS}/going", {"n": 5}))
     assert store.get(f"{TASKS}/new") == {"n": 3}
+
+
+@pytest.mark.real_preconditions
+@pytest.mark.parametrize("before", [{"v": 1}, None], ids=["changed", "created"])
+def test_a_document_read_but_not_written_that_changes_before_the_commit_runs_the_function_again(
+        store: Store, store_factory: Callable[[], Store], backend: str, before: dict[str, object] | None) -> None:
+    """Write skew: the function writes one document from another it only read. If a racer changes
+    (or creates) the one read before the commit, the commit must not hold: the function runs
+    again and writes from what the racer wrote. (On Firestore reads take no locks, so the racer
+    commits at once; SQLite's transaction holds the database, so there no racer gets in.)"""
+    if backend == "sqlite":
+        pytest.skip("SQLite's transaction holds the write lock from its first statement: no racer gets in")
+    guard, target = f"{TASKS}/guard", f"{TASKS}/target"
+    if before is not None:
+        put(store, guard, before)
+    racer, runs = store_factory(), []
+
+    def copy(tx: Transaction) -> None:
+        seen = tx.get(guard)
+        runs.append(seen)
+        if len(runs) == 1:
+            put(racer, guard, {"v": 2})  # between this run's read and its commit
+        tx.set(target, {"copied": (seen or {}).get("v")})
+
+    try:
+        store.run_transaction(copy)
+    finally:
+        racer.close()
+    assert store.get(target) == {"copied": 2}
+    assert runs[0] == before and runs[-1] == {"v": 2}

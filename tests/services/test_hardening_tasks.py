@@ -6,7 +6,6 @@ answers CONTENTION in seconds. Every test runs on each backend its finding appli
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import sqlite3
 import threading
@@ -35,7 +34,7 @@ from cachebash.domain.tasks import (
     TaskRef,
 )
 from cachebash.ports.clock import ManualClock
-from cachebash.ports.store import Store, Transaction
+from cachebash.ports.store import Store
 from cachebash.services import claims, keys, relay, sweeper, tasks
 from cachebash.services.idempotency import record_path
 from cachebash.services.runtime import Caller, Runtime, tenant_path
@@ -425,25 +424,17 @@ def crashed_holder(backend: str, store_factory: Callable[[], Store], sqlite_path
         return release
 
     def hold_firestore(path: str) -> Callable[[], None]:
-        other, held, done = store_factory(), threading.Event(), threading.Event()
-
-        def stuck(tx: Transaction) -> None:
-            tx.get(path)
-            held.set()
-            done.wait(60)
-            raise _Released  # rolls the transaction back, as Firestore's expiry eventually would
-
-        def run() -> None:
-            with contextlib.suppress(_Released):
-                other.run_transaction(stuck)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        assert held.wait(10)
+        """A locking transaction of the client library (what a process killed while its
+        transaction read leaves behind; this adapter's own transactions take such locks only
+        when they query, the others read without locks and commit under preconditions)."""
+        other = store_factory()
+        client = other.client  # type: ignore[attr-defined]
+        native = client.transaction()
+        native._begin()
+        client.document(path).get(transaction=native)  # its read lock, held until rollback or expiry
 
         def release() -> None:
-            done.set()
-            thread.join(10)
+            native._rollback()  # as Firestore's expiry eventually would
             other.close()
         return release
 

@@ -1,16 +1,21 @@
 """The store port on Cloud Firestore (or an emulator), through `google-cloud-firestore`.
 
 Port paths are Firestore paths already (`tenants/t1/tasks/abc`, `keys/{hash}`), so this
-adapter only translates calls. Every read-then-write runs in a Firestore transaction on the
-documents it touches; the function runs again when Firestore aborts it on contention, which
-is why the port asks transaction functions to be free of side effects.
+adapter only translates calls. A read-then-write runs optimistically: plain reads, then one
+commit whose writes carry each read document's update time (or its absence) as preconditions,
+so it holds only if nothing it read changed (`FirestoreStore._optimistic`); a racer is refused
+at its commit and runs again, instead of queuing behind locks. One that queries runs in a
+Firestore transaction (a query's range cannot be guarded by preconditions). Either way the
+function runs again on a collision, which is why the port asks transaction functions to be
+free of side effects.
 
 The client is made on first use, never at import, so a cold start that never touches the
 store (a health probe) pays nothing for it.
 
 `rpc_count` counts the RPCs this adapter issues (for `cachebash bench`'s store RPCs per tool
 call, read by `/bench/stats`): one per document get, batch get, query or count, and per
-transaction each read and its Commit or Rollback (its first read begins it: no BeginTransaction).
+transaction each read and its Commit or Rollback (its first read begins it: no BeginTransaction;
+an optimistic one has no Rollback, and no Commit when it wrote nothing after one read).
 A listener counts one (its Listen stream), not one per message.
 tests/contract/test_firestore_rpc_count.py checks the count against the library's own calls.
 
@@ -36,6 +41,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_client import _parse_batch_get
 from google.cloud.firestore_v1.base_query import FieldFilter, _query_response_to_snapshot
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import common as common_pb
+from google.cloud.firestore_v1.types import document as document_pb
+from google.cloud.firestore_v1.types import write as write_pb
 
 from cachebash.adapters.firestore_turns import TURNS
 from cachebash.domain.errors import Contention
@@ -138,23 +146,29 @@ class FirestoreStore(Store):
         pause = BACKOFF_BASE_S
         with ExitStack() as retrying:
             collided_on: str | None = None
+            collisions = 0
             while True:
-                attempt = _Attempt(started, deadline)
+                attempt = _Attempt(started, deadline, optimistic=collisions < OPTIMISTIC_TRIES)
                 try:
                     return self._attempt(fn, attempt)
-                except (gexc.Aborted, ValueError) as exc:
+                except (gexc.Aborted, _Collided, ValueError) as exc:
                     # An abort surfaces from a read as Aborted, from the commit as the library's
-                    # ValueError("Failed to commit ...") caused by Aborted.
-                    aborted = exc if isinstance(exc, gexc.Aborted) else exc.__cause__
-                    if not isinstance(aborted, gexc.Aborted):
+                    # ValueError("Failed to commit ...") caused by Aborted; an optimistic commit's
+                    # refusal as _Collided.
+                    aborted = exc if isinstance(exc, gexc.Aborted | _Collided) else exc.__cause__
+                    if not isinstance(aborted, gexc.Aborted | _Collided):
                         raise
                     if time.monotonic() + pause > deadline:
                         raise _contention(started, attempt.first_read or collided_on, aborted) from aborted
                 except gexc.DeadlineExceeded as exc:  # a read waited for a lock past the deadline
                     raise _contention(started, attempt.first_read or collided_on, exc) from exc
+                collisions += 1
                 if collided_on is None and attempt.first_read is not None:
                     collided_on = attempt.first_read
                     retrying.enter_context(TURNS.retrying(collided_on))
+                if attempt.optimistic:  # refused at its commit by a racer that committed: no lock to wait out
+                    time.sleep(random.uniform(0, OPTIMISTIC_PAUSE_S))
+                    continue
                 time.sleep(random.uniform(0, pause))
                 pause = min(pause * 2, BACKOFF_CAP_S)
 
@@ -163,7 +177,14 @@ class FirestoreStore(Store):
             try:
                 return self._write_only(fn, attempt)
             except _NeedsReads:
-                pass  # the function reads: run it again in a transaction (the port allows reruns)
+                pass  # the function reads: run it again (the port allows reruns)
+            if attempt.optimistic and fn_code(fn) not in _QUERYING:
+                try:
+                    return self._optimistic(fn, attempt)
+                except _NeedsLocks:
+                    _QUERYING.add(fn_code(fn))  # it queries: from now on straight to a transaction
+                except _Unclear:
+                    pass  # its commit failed for a reason a transaction tells apart: run it in one
             return self._counted_attempt(fn, attempt)
         except gexc.AlreadyExists as exc:
             raise AlreadyExists(exc.message) from exc
@@ -181,6 +202,50 @@ class FirestoreStore(Store):
             self.counted()  # Commit
             batch.commit(**attempt.read_options())
         return result
+
+    def _optimistic(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
+        """The function with plain reads (no transaction, no locks), then its writes in one
+        commit that holds only if nothing it read changed since: each document read carries
+        its update time as a precondition on its first write, or on a write that changes
+        nothing when the function did not write it (absence, on a delete of nothing). What it
+        read is then what the commit saw, as in a transaction, but a racer is refused at its
+        commit instead of queued behind a lock (Google's emulator holds a transaction's locks
+        until its commit and makes the others wait for them, up to seconds). A precondition that
+        failed is a collision: the caller runs the function again. A function that queries (a
+        query's range cannot be guarded) runs in a transaction instead."""
+        batch = self.client.batch()
+        tx = _FirestoreTransaction(self, batch, attempt, versions={})
+        with attempt.turns:
+            result = fn(tx)
+            tx.write_counters()
+            guards = tx.guard_reads()
+            # In the documents' order (stable: one document's writes keep theirs), so racing commits
+            # lock what they share in the same order: in any other, two could wait on each other
+            # until the server breaks the wait (2 s on Google's emulator).
+            batch._write_pbs.sort(key=lambda pb: pb.delete or pb.update.name)
+            if batch._write_pbs and (tx.wrote or guards > 1):  # one read alone is a consistent snapshot
+                self.counted()  # Commit
+                try:
+                    # No timeout and no retry of our own: a commit given up on while it waits for
+                    # a lock may still apply, and the call must never say nothing was written
+                    # when it was (the server ends such a wait: 2 s on Google's emulator).
+                    batch.commit(retry=None)
+                except gexc.FailedPrecondition as exc:
+                    raise _Collided(exc.message) from exc
+                except gexc.AlreadyExists as exc:  # a racer created what this read as absent, or a create's own error
+                    if self._any_exists(tx.read_absent(), attempt):
+                        raise _Collided(exc.message) from exc
+                    raise _Unclear from exc
+                except gexc.NotFound as exc:
+                    raise _Unclear from exc
+        return result
+
+    def _any_exists(self, paths: Sequence[str], attempt: _Attempt) -> bool:
+        if not paths:
+            return False
+        self.counted()
+        return any(snap.exists for snap in self.client.get_all([self.client.document(p) for p in paths],
+                                                                **attempt.read_options()))
 
     def _counted_attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
         """The function in a read-write transaction that begins with its first read (see
@@ -279,12 +344,13 @@ _PASSING = if_exception_type(gexc.ServiceUnavailable, gexc.InternalServerError)
 
 
 class _Attempt:
-    """One run of a transaction function: what it read first, the turn it holds, and how
-    long its reads may take."""
+    """One run of a transaction function: what it read first, the turn it holds, how long its
+    reads may take, and whether it may run optimistically (`FirestoreStore._optimistic`)."""
 
-    def __init__(self, started: float, deadline: float) -> None:
+    def __init__(self, started: float, deadline: float, optimistic: bool = True) -> None:
         self.started = started
         self.deadline = deadline
+        self.optimistic = optimistic
         self.first_read: str | None = None
         self.turns = ExitStack()
 
@@ -305,21 +371,25 @@ class _Attempt:
 
 class _FirestoreTransaction(Transaction):
     def __init__(self, store: FirestoreStore, native: firestore.Transaction | firestore.WriteBatch,
-                 attempt: _Attempt) -> None:
+                 attempt: _Attempt, versions: dict[str, Any] | None = None) -> None:
+        """`versions`, on a batch: read optimistically, noting each document's update time
+        (None: absent) as first read; without it a batch cannot read (a write-only try)."""
         self._store = store
         self._native = native
         self._attempt = attempt
+        self._versions = versions
         self._wrote = False
         self._counters: dict[str, tuple[dict[str, int | float], dict[str, Any]]] = {}
 
-    def _before_read(self, key: str | None) -> firestore.Transaction:
-        if not isinstance(self._native, firestore.Transaction):
+    def _before_read(self, key: str | None) -> firestore.Transaction | None:
+        """The transaction to read in; None for an optimistic read."""
+        if not isinstance(self._native, firestore.Transaction) and self._versions is None:
             raise _NeedsReads
         if self._wrote:
             raise StoreError("read after write in a transaction (Firestore requires all reads first)")
         if key is not None:
             self._attempt.reading(key)
-        return self._native
+        return self._native if isinstance(self._native, firestore.Transaction) else None
 
     @property
     def wrote(self) -> bool:
@@ -338,16 +408,22 @@ class _FirestoreTransaction(Transaction):
         request, references, options = client._prep_get_all([self._ref(path) for path in paths], None, None,
                                                              **self._attempt.read_options())
         self._store.counted()
-        replies = client._firestore_api.batch_get_documents(request=self._reading(native, request),
-                                                            metadata=client._rpc_metadata, **options)
+        if native is not None:
+            request = self._reading(native, request)
+        replies = client._firestore_api.batch_get_documents(request=request, metadata=client._rpc_metadata, **options)
         # The server answers in any order; put each snapshot back where it was asked for.
-        found = {snap.reference.path: _data(snap) for snap in (_parse_batch_get(reply, references, client)
-                                                               for reply in self._began(native, replies)
-                                                               if reply._pb.WhichOneof("result"))}
+        snaps = [_parse_batch_get(reply, references, client) for reply in
+                 (self._began(native, replies) if native is not None else replies) if reply._pb.WhichOneof("result")]
+        if self._versions is not None:
+            for snap in snaps:
+                self._versions.setdefault(snap.reference.path, snap.update_time if snap.exists else None)
+        found = {snap.reference.path: _data(snap) for snap in snaps}
         return [found.get(path) for path in paths]
 
     def query(self, query: Query) -> list[Doc]:
         native = self._before_read(query.collection)
+        if native is None:
+            raise _NeedsLocks
         self._store.observe(query)
         self._store.counted()
         client, asked = self._store.client, self._store._native(query)
@@ -411,9 +487,76 @@ class _FirestoreTransaction(Transaction):
             self._native.set(self._ref(path), data, merge=True)
         self._counters.clear()
 
+    def read_absent(self) -> list[str]:
+        """The documents an optimistic run read as absent."""
+        return [path for path, version in (self._versions or {}).items() if version is None]
+
+    def guard_reads(self) -> int:
+        """Make the optimistic commit hold only if every document read is as it was read: the
+        first write to each carries its update time (or its absence) as its precondition, and
+        one not written gets a write that changes nothing under that precondition (an update of
+        no field keeps the update time; a delete of an absent document deletes nothing).
+        Returns how many documents are guarded."""
+        assert isinstance(self._native, firestore.WriteBatch) and self._versions is not None
+        client = self._store.client
+        names = {path: self._ref(path)._document_path for path in self._versions}
+        paths = {name: path for path, name in names.items()}
+        guarded: set[str] = set()
+        for pb in self._native._write_pbs:
+            path = paths.get(pb.delete or pb.update.name)
+            if path is None or path in guarded:
+                continue
+            guarded.add(path)
+            must_exist = "exists" in pb.current_document and pb.current_document.exists  # an update
+            if "exists" in pb.current_document and not must_exist:
+                continue  # a create: it requires the absence it read already (or fails, as it should)
+            if (version := self._versions[path]) is not None:
+                client.write_option(last_update_time=version).modify_write(pb)
+            elif must_exist:
+                raise _Unclear  # an update of what it read as absent: a transaction reports Missing
+            else:
+                pb.current_document = common_pb.Precondition(exists=False)
+        for path, version in self._versions.items():
+            if path in guarded:
+                continue
+            if version is None:
+                verify = write_pb.Write(delete=names[path], current_document=common_pb.Precondition(exists=False))
+            else:
+                verify = write_pb.Write(update=document_pb.Document(name=names[path]),
+                                        update_mask=common_pb.DocumentMask(field_paths=[]))
+                client.write_option(last_update_time=version).modify_write(verify)
+            self._native._add_write_pbs([verify])
+        return len(self._versions)
+
 
 class _NeedsReads(BaseException):  # noqa: N818 - a signal, not an error; BaseException so no service catches it
     """Raised at the first read of a write-only try (see `FirestoreStore._write_only`)."""
+
+
+class _NeedsLocks(BaseException):  # noqa: N818 - a signal, as above
+    """Raised at the first query of an optimistic try (see `FirestoreStore._optimistic`)."""
+
+
+class _Collided(Exception):  # noqa: N818 - a signal, as above
+    """An optimistic commit refused: a document it read changed since (a racer committed)."""
+
+
+class _Unclear(Exception):  # noqa: N818 - a signal, as above
+    """An optimistic commit refused for existence (a create's or an update's): a racer's doing,
+    or the function's own error; its run in a transaction tells which, as before."""
+
+
+#: Optimistic tries of a transaction function before it runs in a locking transaction (with turns).
+OPTIMISTIC_TRIES = 10
+#: The pause before another optimistic try: its racer has committed already.
+OPTIMISTIC_PAUSE_S = 0.02
+#: Transaction functions (by their code) seen to query: they run in a transaction at once.
+_QUERYING: set[Any] = set()
+
+
+def fn_code(fn: Callable[..., Any]) -> Any:
+    """What identifies a transaction function across calls: its code (a closure is new each call)."""
+    return getattr(fn, "__code__", fn)
 
 
 #: A read that begins the transaction asks for a read-write one (what BeginTransaction's default is).
