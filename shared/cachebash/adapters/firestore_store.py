@@ -178,11 +178,11 @@ class FirestoreStore(Store):
                 return self._write_only(fn, attempt)
             except _NeedsReads:
                 pass  # the function reads: run it again (the port allows reruns)
-            if attempt.optimistic and fn_code(fn) not in _QUERYING:
+            if attempt.optimistic and fn_code(fn) not in _LOCKING:
                 try:
                     return self._optimistic(fn, attempt)
                 except _NeedsLocks:
-                    _QUERYING.add(fn_code(fn))  # it queries: from now on straight to a transaction
+                    _LOCKING.add(fn_code(fn))  # it queries or reads counters: from now on straight to a transaction
                 except _Unclear:
                     pass  # its commit failed for a reason a transaction tells apart: run it in one
             return self._counted_attempt(fn, attempt)
@@ -212,7 +212,8 @@ class FirestoreStore(Store):
         commit instead of queued behind a lock (Google's emulator holds a transaction's locks
         until its commit and makes the others wait for them, up to seconds). A precondition that
         failed is a collision: the caller runs the function again. A function that queries (a
-        query's range cannot be guarded) runs in a transaction instead."""
+        query's range cannot be guarded) or reads counters (`get_all(counters=True)`) runs in a
+        transaction instead."""
         batch = self.client.batch()
         tx = _FirestoreTransaction(self, batch, attempt, versions={})
         with attempt.turns:
@@ -402,8 +403,10 @@ class _FirestoreTransaction(Transaction):
     def get(self, path: str) -> dict[str, Any] | None:
         return self.get_all([path])[0]
 
-    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
+    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
         native = self._before_read(paths[0] if paths else None)
+        if native is None and counters:
+            raise _NeedsLocks
         client = self._store.client
         request, references, options = client._prep_get_all([self._ref(path) for path in paths], None, None,
                                                              **self._attempt.read_options())
@@ -534,7 +537,7 @@ class _NeedsReads(BaseException):  # noqa: N818 - a signal, not an error; BaseEx
 
 
 class _NeedsLocks(BaseException):  # noqa: N818 - a signal, as above
-    """Raised at the first query of an optimistic try (see `FirestoreStore._optimistic`)."""
+    """Raised at the first query (or read of counters) of an optimistic try (see `FirestoreStore._optimistic`)."""
 
 
 class _Collided(Exception):  # noqa: N818 - a signal, as above
@@ -550,8 +553,8 @@ class _Unclear(Exception):  # noqa: N818 - a signal, as above
 OPTIMISTIC_TRIES = 10
 #: The pause before another optimistic try: its racer has committed already.
 OPTIMISTIC_PAUSE_S = 0.02
-#: Transaction functions (by their code) seen to query: they run in a transaction at once.
-_QUERYING: set[Any] = set()
+#: Transaction functions (by their code) seen to query or read counters: they run in a transaction at once.
+_LOCKING: set[Any] = set()
 
 
 def fn_code(fn: Callable[..., Any]) -> Any:

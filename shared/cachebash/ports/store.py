@@ -145,7 +145,11 @@ class Transaction(ABC):
     def get(self, path: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]: ...
+    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
+        """`counters`: documents many transactions bump (the quota's), whose value this one
+        compares with a limit. A store that otherwise reads without locks and commits only if
+        nothing read changed (Firestore) locks these instead: every bump elsewhere would refuse
+        such a commit, and a queue behind the lock costs less than running again each time."""
 
     @abstractmethod
     def query(self, query: Query) -> list[Doc]: ...
@@ -182,8 +186,8 @@ class Wrapping(Transaction):
     def get(self, path: str) -> dict[str, Any] | None:
         return self._tx.get(path)
 
-    def get_all(self, paths: Sequence[str]) -> list[dict[str, Any] | None]:
-        return self._tx.get_all(paths)
+    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
+        return self._tx.get_all(paths, counters=counters)
 
     def query(self, query: Query) -> list[Doc]:
         return self._tx.query(query)

@@ -99,7 +99,8 @@ def read(tx: Transaction, rt: Runtime, tenant_id: str) -> Counters:
     """One batched read of the plan and both counters; call it after the transaction's other reads."""
     now = rt.clock.now()
     month = month_of(now)
-    stored_plan, used, opened = tx.get_all([plan_path(tenant_id), month_path(tenant_id, month), open_path(tenant_id)])
+    stored_plan, used, opened = tx.get_all([plan_path(tenant_id), month_path(tenant_id, month), open_path(tenant_id)],
+                                           counters=True)
     return Counters(tenant_id, plans.resolve(stored_plan, rt.default_plan), month,
                     _iso(next_month_start(now)),
                     int((used or {}).get("tasks", 0)), int((opened or {}).get("open", 0)))
