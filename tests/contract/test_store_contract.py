@@ -434,3 +434,30 @@ def test_a_document_read_but_not_written_that_changes_before_the_commit_runs_the
         racer.close()
     assert store.get(target) == {"copied": 2}
     assert runs[0] == before and runs[-1] == {"v": 2}
+
+
+@pytest.mark.real_preconditions
+def test_a_growing_read_that_changes_before_the_commit_does_not_run_the_function_again(
+        store: Store, store_factory: Callable[[], Store], backend: str) -> None:
+    """`get_all(..., growing=...)`: what only grows, read to bound another number from above, may
+    be older than the commit; a racer bumping it (a finished task) neither refuses nor blocks it."""
+    if backend == "sqlite":
+        pytest.skip("SQLite's transaction holds the write lock from its first statement: no racer gets in")
+    opened, closed, target = f"{TASKS}/opened", f"{TASKS}/closed", f"{TASKS}/target"
+    put(store, opened, {"n": 5})
+    put(store, closed, {"n": 1})
+    racer, runs = store_factory(), []
+
+    def admit(tx: Transaction) -> None:
+        made, done = tx.get_all([opened, closed], growing=[closed])
+        runs.append((made, done))
+        if len(runs) == 1:
+            racer.run_transaction(lambda r: r.increment(closed, {"n": 1}))  # a task finished meanwhile
+        tx.set(target, {"open": (made or {})["n"] - (done or {})["n"]})
+
+    try:
+        store.run_transaction(admit)
+    finally:
+        racer.close()
+    assert len(runs) == 1 and store.get(target) == {"open": 4}  # 5 - 1: the bound as read, not refused
+    assert store.get(closed) == {"n": 2}

@@ -30,7 +30,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
@@ -182,7 +182,7 @@ class FirestoreStore(Store):
                 try:
                     return self._optimistic(fn, attempt)
                 except _NeedsLocks:
-                    _LOCKING.add(fn_code(fn))  # it queries or reads counters: from now on straight to a transaction
+                    _LOCKING.add(fn_code(fn))  # it queries: from now on straight to a transaction
                 except _Unclear:
                     pass  # its commit failed for a reason a transaction tells apart: run it in one
             return self._counted_attempt(fn, attempt)
@@ -212,8 +212,7 @@ class FirestoreStore(Store):
         commit instead of queued behind a lock (Google's emulator holds a transaction's locks
         until its commit and makes the others wait for them, up to seconds). A precondition that
         failed is a collision: the caller runs the function again. A function that queries (a
-        query's range cannot be guarded) or reads counters (`get_all(counters=True)`) runs in a
-        transaction instead."""
+        query's range cannot be guarded) runs in a transaction instead."""
         batch = self.client.batch()
         tx = _FirestoreTransaction(self, batch, attempt, versions={})
         with attempt.turns:
@@ -242,11 +241,14 @@ class FirestoreStore(Store):
         return result
 
     def _any_exists(self, paths: Sequence[str], attempt: _Attempt) -> bool:
-        if not paths:
-            return False
+        return any(found is not None for found in self.get_many(paths, attempt)) if paths else False
+
+    def get_many(self, paths: Sequence[str], attempt: _Attempt) -> list[dict[str, Any] | None]:
+        """Plain reads, in the order asked (outside any transaction: no lock)."""
         self.counted()
-        return any(snap.exists for snap in self.client.get_all([self.client.document(p) for p in paths],
-                                                                **attempt.read_options()))
+        snaps = self.client.get_all([self.client.document(p) for p in paths], **attempt.read_options())
+        found = {snap.reference.path: _data(snap) for snap in snaps}
+        return [found.get(p) for p in paths]
 
     def _counted_attempt(self, fn: Callable[[Transaction], T], attempt: _Attempt) -> T:
         """The function in a read-write transaction that begins with its first read (see
@@ -403,10 +405,14 @@ class _FirestoreTransaction(Transaction):
     def get(self, path: str) -> dict[str, Any] | None:
         return self.get_all([path])[0]
 
-    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
+    def get_all(self, paths: Sequence[str], *, growing: Collection[str] = ()) -> list[dict[str, Any] | None]:
         native = self._before_read(paths[0] if paths else None)
-        if native is None and counters:
-            raise _NeedsLocks
+        if native is not None and growing:  # in a locking transaction: read those outside it, without a lock
+            locked = [p for p in paths if p not in growing]
+            found = dict(zip(locked, self.get_all(locked), strict=True)) if locked else {}
+            unlocked = [p for p in paths if p in growing]
+            found.update(zip(unlocked, self._store.get_many(unlocked, self._attempt), strict=True))
+            return [found[p] for p in paths]
         client = self._store.client
         request, references, options = client._prep_get_all([self._ref(path) for path in paths], None, None,
                                                              **self._attempt.read_options())
@@ -419,7 +425,8 @@ class _FirestoreTransaction(Transaction):
                  (self._began(native, replies) if native is not None else replies) if reply._pb.WhichOneof("result")]
         if self._versions is not None:
             for snap in snaps:
-                self._versions.setdefault(snap.reference.path, snap.update_time if snap.exists else None)
+                if snap.reference.path not in growing:
+                    self._versions.setdefault(snap.reference.path, snap.update_time if snap.exists else None)
         found = {snap.reference.path: _data(snap) for snap in snaps}
         return [found.get(path) for path in paths]
 
@@ -537,7 +544,7 @@ class _NeedsReads(BaseException):  # noqa: N818 - a signal, not an error; BaseEx
 
 
 class _NeedsLocks(BaseException):  # noqa: N818 - a signal, as above
-    """Raised at the first query (or read of counters) of an optimistic try (see `FirestoreStore._optimistic`)."""
+    """Raised at the first query of an optimistic try (see `FirestoreStore._optimistic`)."""
 
 
 class _Collided(Exception):  # noqa: N818 - a signal, as above
@@ -553,7 +560,7 @@ class _Unclear(Exception):  # noqa: N818 - a signal, as above
 OPTIMISTIC_TRIES = 10
 #: The pause before another optimistic try: its racer has committed already.
 OPTIMISTIC_PAUSE_S = 0.02
-#: Transaction functions (by their code) seen to query or read counters: they run in a transaction at once.
+#: Transaction functions (by their code) seen to query: they run in a transaction at once.
 _LOCKING: set[Any] = set()
 
 

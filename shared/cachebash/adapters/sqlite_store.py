@@ -21,7 +21,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -276,7 +276,7 @@ class _SqliteTransaction(Transaction):
     def get(self, path: str) -> dict[str, Any] | None:
         return self.get_all([path])[0]
 
-    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
+    def get_all(self, paths: Sequence[str], *, growing: Collection[str] = ()) -> list[dict[str, Any] | None]:
         self._before_read()
         texts = self._store._get_many(paths)
         self._read.update(zip(paths, texts, strict=True))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -145,11 +145,11 @@ class Transaction(ABC):
     def get(self, path: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
-        """`counters`: documents many transactions bump (the quota's), whose value this one
-        compares with a limit. A store that otherwise reads without locks and commits only if
-        nothing read changed (Firestore) locks these instead: every bump elsewhere would refuse
-        such a commit, and a queue behind the lock costs less than running again each time."""
+    def get_all(self, paths: Sequence[str], *, growing: Collection[str] = ()) -> list[dict[str, Any] | None]:
+        """`growing`: those of `paths` whose numbers only grow and that this transaction reads
+        only to bound another number from above (finished tasks, subtracted from created ones):
+        a value older than the commit errs on the safe side, so these are neither guarded nor
+        locked (on Firestore every finish's bump would otherwise refuse or block each create)."""
 
     @abstractmethod
     def query(self, query: Query) -> list[Doc]: ...
@@ -186,8 +186,8 @@ class Wrapping(Transaction):
     def get(self, path: str) -> dict[str, Any] | None:
         return self._tx.get(path)
 
-    def get_all(self, paths: Sequence[str], *, counters: bool = False) -> list[dict[str, Any] | None]:
-        return self._tx.get_all(paths, counters=counters)
+    def get_all(self, paths: Sequence[str], *, growing: Collection[str] = ()) -> list[dict[str, Any] | None]:
+        return self._tx.get_all(paths, growing=growing)
 
     def query(self, query: Query) -> list[Doc]:
         return self._tx.query(query)

@@ -6,10 +6,14 @@ Two small counter documents per tenant:
 - `tenants/{t}/quota/{YYYY-MM}` `{"tasks": n}`: tasks created in that UTC calendar month that
   count against the plan's `monthly_tasks`. A new month is a new document, so the quota resets
   at 00:00 UTC on the 1st with nothing to sweep.
-- `tenants/{t}/quota/open` `{"open": n}`: tasks created since this counter exists and not yet
-  finished, against `max_open_tasks`. Each such task carries `countedOpen: true`; finishing it
-  (every path that moves a task to a final status calls `closing`) takes it off in the same
-  transaction. A maintained counter is exact on every store, where a count query is not
+- `tenants/{t}/quota/open` `{"open": n}` less `tenants/{t}/quota/closed` `{"closed": n}`: tasks
+  created since this counter exists and not yet finished, against `max_open_tasks`. Each such
+  task carries `countedOpen: true`; finishing it (every path that moves a task to a final status
+  calls `closing`) counts it closed in the same transaction. (Until 2026-12-04 a finish took one
+  off `open` itself; what it took off then stays taken off, so no migration is needed.) The
+  closed count only grows and a create reads it only to subtract it, so a create reads it
+  `growing` (`Transaction.get_all`): on Firestore a finish then never refuses or blocks a create.
+  A maintained counter is exact on every store, where a count query is not
   transactional on Firestore and costs a read per 1,000 tasks; a task older than the counter
   was never counted, so it is never taken off either.
 
@@ -17,8 +21,8 @@ What counts against the monthly quota is one rule (`counts_monthly`): every new 
 question to the human and a retry (the owner's retry of a finished task, a story's later run).
 Every creating path calls `admit` (or `admit_some` for a sprint's unlocked stories), so no tool
 name can go around it. Cost per task created: the plan and both counters in one batched read,
-two writes; per task finished: one increment, no read. On Firestore a tenant's creates serialize
-on these documents, as they must for an exact count; finishes do not.
+two writes; per task finished: one increment, no read. On Firestore a tenant's racing creates
+collide on these documents and run again, as they must for an exact count; finishes do not.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ def month_path(tenant_id: str, month: str) -> str:
 
 def open_path(tenant_id: str) -> str:
     return tenant_path(tenant_id, "quota", "open")
+
+
+def closed_path(tenant_id: str) -> str:
+    return tenant_path(tenant_id, "quota", "closed")
+
+
+def open_count(opened: Mapping[str, Any] | None, closed: Mapping[str, Any] | None) -> int:
+    return max(int((opened or {}).get("open", 0)) - int((closed or {}).get("closed", 0)), 0)
 
 
 def counts_monthly(task: Mapping[str, Any]) -> bool:
@@ -99,11 +111,12 @@ def read(tx: Transaction, rt: Runtime, tenant_id: str) -> Counters:
     """One batched read of the plan and both counters; call it after the transaction's other reads."""
     now = rt.clock.now()
     month = month_of(now)
-    stored_plan, used, opened = tx.get_all([plan_path(tenant_id), month_path(tenant_id, month), open_path(tenant_id)],
-                                           counters=True)
+    closed = closed_path(tenant_id)
+    stored_plan, used, opened, finished = tx.get_all(
+        [plan_path(tenant_id), month_path(tenant_id, month), open_path(tenant_id), closed], growing=[closed])
     return Counters(tenant_id, plans.resolve(stored_plan, rt.default_plan), month,
                     _iso(next_month_start(now)),
-                    int((used or {}).get("tasks", 0)), int((opened or {}).get("open", 0)))
+                    int((used or {}).get("tasks", 0)), open_count(opened, finished))
 
 
 def admit_some(tx: Transaction, rt: Runtime, tenant_id: str,
@@ -149,10 +162,11 @@ def closing(tx: Transaction, tenant_id: str, finished: Sequence[tuple[Mapping[st
     n = sum(1 for before, after in finished if before.get("countedOpen")
             and before.get("phase") in _OPEN_PHASES and after.get("phase") not in _OPEN_PHASES)
     if n:
-        # An increment, not a read and a write: finishing tasks never waits on (or locks) the
-        # counter, so racing completions of one tenant do not queue behind each other on it. Only
-        # a task admitted through the counter is taken off, so it cannot go below zero.
-        tx.increment(open_path(tenant_id), {"open": -n})
+        # An increment of a document of its own, not a read and a write: finishing tasks never
+        # waits on (or locks) a counter, racing completions of one tenant do not queue behind each
+        # other, and creates, which read this one as `growing`, are never refused for it. Only a
+        # task admitted through the counter is counted, so the open count cannot go below zero.
+        tx.increment(closed_path(tenant_id), {"closed": n})
 
 
 def usage(rt: Runtime, tenant_id: str) -> dict[str, Any]:
@@ -161,8 +175,8 @@ def usage(rt: Runtime, tenant_id: str) -> dict[str, Any]:
     now = rt.clock.now()
     month = month_of(now)
     used = rt.store.get(month_path(tenant_id, month)) or {}
-    opened = rt.store.get(open_path(tenant_id)) or {}
-    return {"month": month, "tasksThisMonth": int(used.get("tasks", 0)), "openTasks": int(opened.get("open", 0)),
+    opened, closed = rt.store.get(open_path(tenant_id)), rt.store.get(closed_path(tenant_id))
+    return {"month": month, "tasksThisMonth": int(used.get("tasks", 0)), "openTasks": open_count(opened, closed),
             "resetsAt": _iso(next_month_start(now))}
 
 
