@@ -137,6 +137,13 @@ def _indexes(conn: sqlite3.Connection) -> dict[str, str]:
 SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 #: The checkpointer's pause between checkpoints while writes arrive.
 CHECKPOINT_INTERVAL_S = 0.2
+#: Failed group COMMITs remembered for their callers (`group_outcome`); a caller looks within
+#: one event-loop turn, so a few are plenty.
+FAILED_GROUPS_KEPT = 64
+
+
+#: Per thread, the store whose write group is open on it (at most one: see `SqliteStore._begin`).
+_GROUP_OPEN_ON_THREAD: dict[int, SqliteStore] = {}
 
 
 class SqliteStore(Store):
@@ -163,24 +170,110 @@ class SqliteStore(Store):
             # checkpointer's thread, not inside whichever request's COMMIT crossed the WAL's
             # 1000-page mark: that COMMIT used to take several times as long as the others.
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Group commit (`group_commits`): the thread whose transactions share one COMMIT, how it
+        # asks for that COMMIT, how many groups were opened, whether the last one is open, and
+        # the groups whose COMMIT failed (so their callers are told, not answered as if written).
+        self._group_thread: int | None = None
+        self._schedule: Callable[[], bool] = lambda: False
+        self._groups = 0
+        self._group_open = False
+        self._failed_groups: dict[int, BaseException] = {}
 
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         with self._lock:
+            self._commit_group()
             self._conn.close()
+
+    def group_commits(self, schedule: Callable[[], bool]) -> None:
+        """From now on the calling thread's transactions join one open SQLite transaction, each
+        in a SAVEPOINT of its own (its failure undoes only its writes), and `commit_group` commits
+        them all at once: one COMMIT, one WAL append for many calls, which is most of what a
+        commit costs. `schedule()` is called when a group opens and must arrange a `commit_group`
+        call on this thread soon (the embedded server's event loop: its next turn); when it returns
+        False (no loop running) the transaction commits alone, as without groups. Callers must not
+        answer before the group they joined is committed (`GroupWait`); anything another thread
+        does with the store commits the open group first, so no other thread ever sees, or mixes
+        its own transaction into, writes that are not yet durable."""
+        with self._lock:
+            self._commit_group()
+            self._group_thread = threading.get_ident()
+            self._schedule = schedule
+
+    def group_thread(self) -> int | None:
+        return self._group_thread
+
+    def group_mark(self) -> int:
+        """The number of the group a transaction begun now would join; with `group_outcome`,
+        what a caller checks after its work."""
+        with self._lock:
+            return self._groups if self._group_open else self._groups + 1
+
+    def group_pending(self) -> bool:
+        """Whether writes are waiting for `commit_group` (the caller must wait for it)."""
+        return self._group_open
+
+    def group_outcome(self, first: int) -> BaseException | None:
+        """The failure, if any, of the COMMIT of a group from `first` (a `group_mark`) to the
+        last one opened: what a call that began at that mark could have joined or read from."""
+        with self._lock:
+            return next((exc for n, exc in self._failed_groups.items() if first <= n <= self._groups), None)
+
+    def commit_group(self) -> None:
+        """Commit the open group, if one is open; a failed COMMIT is rolled back and recorded for
+        `group_outcome`, never raised here (the callers that joined it are the ones to tell)."""
+        with self._lock:
+            self._commit_group()
+
+    def _commit_group(self) -> None:
+        if not self._group_open:
+            return
+        self._group_open = False
+        if _GROUP_OPEN_ON_THREAD.get(self._group_thread or 0) is self:
+            del _GROUP_OPEN_ON_THREAD[self._group_thread or 0]
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("SQLite COMMIT of write group %d failed (%s); its calls are answered with the error",
+                      self._groups, exc)
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._failed_groups[self._groups] = exc
+            while len(self._failed_groups) > FAILED_GROUPS_KEPT:
+                del self._failed_groups[next(iter(self._failed_groups))]
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.written.set()
+
+    def _outside_group(self) -> None:
+        """Under the lock, before another thread's read or transaction: commit the open group."""
+        if self._group_open and threading.get_ident() != self._group_thread:
+            self._commit_group()
+
+    def _begin(self) -> None:
+        # Another store's group open on this thread (a second instance on the same file, as tests
+        # run them) would hold the file's write lock until this thread's next loop turn, which this
+        # BEGIN would block: commit it first (its callers still wait for their flush, now a no-op).
+        other = _GROUP_OPEN_ON_THREAD.get(threading.get_ident())
+        if other is not None and other is not self:
+            other.commit_group()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise Contention(
+                f"the database stayed locked by another process for {self.busy_timeout_s:g} s; nothing was "
+                f"changed. Call again in {RETRY_AFTER_S} s; a call with an idempotency_key is safe to repeat",
+                retry_after_seconds=RETRY_AFTER_S) from exc
 
     def run_transaction(self, fn: Callable[[Transaction], T]) -> T:
         with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                raise Contention(
-                    f"the database stayed locked by another process for {self.busy_timeout_s:g} s; nothing was "
-                    f"changed. Call again in {RETRY_AFTER_S} s; a call with an idempotency_key is safe to repeat",
-                    retry_after_seconds=RETRY_AFTER_S) from exc
+            if threading.get_ident() == self._group_thread and (self._group_open or self._open_group()):
+                return self._in_group(fn)
+            self._outside_group()
+            self._begin()
             try:
                 tx = _SqliteTransaction(self)
                 result = fn(tx)
@@ -193,9 +286,32 @@ class SqliteStore(Store):
                 self._checkpointer.written.set()
             return result
 
+    def _open_group(self) -> bool:
+        if not self._schedule():
+            return False
+        self._begin()
+        self._groups += 1
+        self._group_open = True
+        _GROUP_OPEN_ON_THREAD[threading.get_ident()] = self
+        return True
+
+    def _in_group(self, fn: Callable[[Transaction], T]) -> T:
+        self._conn.execute("SAVEPOINT call")
+        try:
+            tx = _SqliteTransaction(self)
+            result = fn(tx)
+            tx.apply()
+        except BaseException:
+            self._conn.execute("ROLLBACK TO call")
+            self._conn.execute("RELEASE call")
+            raise
+        self._conn.execute("RELEASE call")
+        return result
+
     def get(self, path: str) -> dict[str, Any] | None:
         parent, doc_id = parent_and_id(path)
         with self._lock:
+            self._outside_group()
             row = self._conn.execute(
                 "SELECT data FROM docs WHERE collection = ? AND id = ?", (parent, doc_id)
             ).fetchone()
@@ -204,6 +320,7 @@ class SqliteStore(Store):
     def query(self, query: Query) -> list[Doc]:
         self.observe(query)
         with self._lock:
+            self._outside_group()
             return _run_query(self._conn, query)
 
     def count(self, query: Query) -> int:
@@ -211,6 +328,7 @@ class SqliteStore(Store):
         where, params = _where(query)
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
         with self._lock:
+            self._outside_group()
             row = self._conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM docs WHERE {where}{limit})",
                                      params).fetchone()
         return int(row[0])

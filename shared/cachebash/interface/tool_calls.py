@@ -25,7 +25,7 @@ CONTEXT_KWARG = "_cachebash_request_context"
 
 def make_runner(runtime: Runtime) -> Runner:
     """Call services inline when the store is local and fast; on worker threads when it does network I/O."""
-    return runners.make_runner(runtime.store.blocking_io)
+    return runners.make_runner(runtime.store.blocking_io, runtime.store)
 
 
 class Answer(NamedTuple):
