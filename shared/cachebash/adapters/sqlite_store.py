@@ -243,8 +243,7 @@ class SqliteStore(Store):
             while len(self._failed_groups) > FAILED_GROUPS_KEPT:
                 del self._failed_groups[next(iter(self._failed_groups))]
             return
-        if self._checkpointer is not None:
-            self._checkpointer.written.set()
+        self._committed()
 
     def _outside_group(self) -> None:
         """Under the lock, before another thread's read or transaction: commit the open group."""
@@ -271,20 +270,33 @@ class SqliteStore(Store):
     def run_transaction(self, fn: Callable[[Transaction], T]) -> T:
         with self._lock:
             if threading.get_ident() == self._group_thread and (self._group_open or self._open_group()):
-                return self._in_group(fn)
+                self._conn.execute("SAVEPOINT call")
+                result = self._apply(fn, undo=("ROLLBACK TO call", "RELEASE call"))
+                self._conn.execute("RELEASE call")
+                return result
             self._outside_group()
             self._begin()
-            try:
-                tx = _SqliteTransaction(self)
-                result = fn(tx)
-                tx.apply()
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            result = self._apply(fn, undo=("ROLLBACK",))
             self._conn.execute("COMMIT")
-            if self._checkpointer is not None:
-                self._checkpointer.written.set()
+            self._committed()
             return result
+
+    def _apply(self, fn: Callable[[Transaction], T], undo: tuple[str, ...]) -> T:
+        """Run `fn` in a transaction and write what it buffered; on any failure run `undo` (the
+        whole transaction's ROLLBACK, or a group member's own savepoint) and raise."""
+        try:
+            tx = _SqliteTransaction(self)
+            result = fn(tx)
+            tx.apply()
+        except BaseException:
+            for statement in undo:
+                self._conn.execute(statement)
+            raise
+        return result
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.written.set()
 
     def _open_group(self) -> bool:
         if not self._schedule():
@@ -294,19 +306,6 @@ class SqliteStore(Store):
         self._group_open = True
         _GROUP_OPEN_ON_THREAD[threading.get_ident()] = self
         return True
-
-    def _in_group(self, fn: Callable[[Transaction], T]) -> T:
-        self._conn.execute("SAVEPOINT call")
-        try:
-            tx = _SqliteTransaction(self)
-            result = fn(tx)
-            tx.apply()
-        except BaseException:
-            self._conn.execute("ROLLBACK TO call")
-            self._conn.execute("RELEASE call")
-            raise
-        self._conn.execute("RELEASE call")
-        return result
 
     def get(self, path: str) -> dict[str, Any] | None:
         parent, doc_id = parent_and_id(path)
