@@ -154,6 +154,30 @@ def test_checkpoints_run_off_the_writers_path_and_lose_nothing(tmp_path: Path) -
         reopened.close()
 
 
+def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> None:
+    """Steady writes never let a PASSIVE checkpoint catch up, so the WAL used to grow with every
+    commit (hundreds of MB a minute); the checkpointer's RESTART rounds keep it near its limit."""
+    from cachebash.adapters import sqlite_store
+
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(path)
+    wal = Path(str(path) + "-wal")
+    pad = "x" * 3000
+    biggest = 0
+    written = 0
+    try:
+        # ~3 pages a commit: well past several RESTART_FRAMES in all, with no pause between commits.
+        while written < 6 * sqlite_store.RESTART_FRAMES * 4096:
+            for i in range(200):
+                store.run_transaction(lambda tx, i=i: tx.set(f"tenants/t/tasks/{i}", {"n": i, "pad": pad}))
+            written += 200 * 3 * 4096
+            biggest = max(biggest, wal.stat().st_size)
+        assert store.get("tenants/t/tasks/199") == {"n": 199, "pad": pad}
+    finally:
+        store.close()
+    assert biggest <= sqlite_store.WAL_SIZE_LIMIT_BYTES + 4 * sqlite_store.RESTART_FRAMES * 4096, biggest
+
+
 def test_update_merges_into_what_the_transaction_read_or_wrote(store: SqliteStore) -> None:
     path = "tenants/t/tasks/a"
     store.run_transaction(lambda tx: tx.set(path, {"n": 1, "keep": "x"}))
