@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from cachebash.domain import strict_json
 from cachebash.domain.errors import Contention
 from cachebash.ports.indexes import INDEXES, Index, collection_group
 from cachebash.ports.store import (
@@ -519,7 +520,7 @@ def _dump(path: str, data: dict[str, Any] | None) -> str:
     """Strict JSON (no NaN or Infinity: no JSON parser reads them back, and json_extract
     refuses the row), so the store never holds what the wire could not answer with."""
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return strict_json.dumps(data)
     except ValueError as exc:
         raise StoreError(f"{path}: a document cannot hold NaN or Infinity ({exc})") from None
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 import difflib
 import json
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel, to_snake
 
 from cachebash.domain.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def other_spelling(name: str) -> str:
@@ -80,7 +82,7 @@ def _read(annotation: Any, value: Any, at: str) -> Any:
     return value
 
 
-def _json_text(value: str, kinds: set[Any]) -> Any:
+def _json_text(value: str, kinds: frozenset[Any]) -> Any:
     try:
         decoded = json.loads(value, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
@@ -93,11 +95,34 @@ def _refuse_constant(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
 
 
-def _kinds(annotation: Any) -> set[Any]:
+def _memo(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Remember what `fn` says of each annotation: the same few are read on every call of every
+    tool, and working them out again was most of what reading the arguments cost. An
+    annotation that cannot be hashed (metadata that is not) is worked out each time."""
+    found: dict[Any, T] = {}
+
+    def memoised(annotation: Any) -> T:
+        try:
+            return found[annotation]
+        except KeyError:
+            found[annotation] = value = fn(annotation)
+            return value
+        except TypeError:
+            return fn(annotation)
+
+    return memoised
+
+
+@_memo
+def _kinds(annotation: Any) -> frozenset[Any]:
     """What an annotation takes: 'text', 'list', 'object' and the model classes among them."""
+    return frozenset(_find_kinds(annotation))
+
+
+def _find_kinds(annotation: Any) -> set[Any]:
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _kinds(get_args(annotation)[0])
+        return set(_kinds(get_args(annotation)[0]))
     if origin in (Union, types.UnionType):
         return set().union(*(_kinds(arg) for arg in get_args(annotation)))
     if origin is Literal:
@@ -113,6 +138,7 @@ def _kinds(annotation: Any) -> set[Any]:
     return set()
 
 
+@_memo
 def _item_annotation(annotation: Any) -> Any:
     """The element type of a list annotation (through Optional and Annotated), else None."""
     origin = get_origin(annotation)

@@ -5,8 +5,10 @@ otherwise.
 - `POST /bench/echo` parses the JSON body and answers with it: the same server stack as
   `/v1/mcp` (uvicorn, Starlette) without MCP or the store, i.e. the practical limit of the
   machine for one request. It needs no key, so it must not be reachable in production.
-- `GET /bench/stats` reports the process's resident memory (current and peak) and, when the
-  store adapter counts them, its remote RPCs, and the calls waiting (`wait_seconds`) and the
+- `GET /bench/stats` reports the process's resident memory (current and peak), the CPU time it
+  has used (every thread, user and system: what a call costs the machine, which a ratio of
+  throughputs hides when the client shares the CPU), and, when the store adapter counts them,
+  its remote RPCs, and the calls waiting (`wait_seconds`) and the
   tenants' change feeds open (listeners); `POST` also resets the peak.
 
 The RPC counter is a duck-typed hook: a store adapter that talks to a remote service (the
@@ -16,6 +18,7 @@ Firestore adapter) exposes an integer `rpc_count` and adds one per RPC; SQLite h
 from __future__ import annotations
 
 import resource
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -56,7 +59,7 @@ def register(server: Any, runtime: Runtime) -> None:
             reset_peak()
         count = getattr(runtime.store, "rpc_count", None)
         signals = getattr(runtime.signals, "stats", None)
-        return JSONResponse({**memory(), "store": type(runtime.store).__name__,
+        return JSONResponse({**memory(), "cpuSeconds": time.process_time(), "store": type(runtime.store).__name__,
                              "storeRpcs": count if isinstance(count, int) else None,
                              "signals": signals() if callable(signals) else None})
 

@@ -5,7 +5,7 @@ deep nesting, and writes non-finite floats back out as those same tokens, which 
 and most other parsers refuse. A value that got in that way was stored and then poisoned
 every later answer that carried it. So requests are decoded with the parser the MCP SDK uses
 for handshake-era requests (pydantic-core's), with non-finite numbers refused, and answers are
-encoded with `allow_nan=False`.
+encoded strictly too (`domain.strict_json`, the one encoder for answers and stored documents).
 
 `loads` tells two kinds of bad body apart: `NotStrictJson` is a body Python's lenient parser
 would have taken (so something down the line might have accepted it) and that the wire refuses
@@ -16,11 +16,14 @@ words at each protocol version.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import orjson
 import pydantic_core
+
+from cachebash.domain.strict_json import dumps, has_non_finite
+
+__all__ = ["NotJson", "NotStrictJson", "dumps", "loads", "parse_error", "quoted"]
 
 PARSE_ERROR = -32700
 
@@ -46,45 +49,16 @@ def loads(body: bytes) -> Any:
         if lenient is None:
             raise NotJson(str(exc)) from None
         raise NotStrictJson(lenient or f"Parse error: {exc}") from None
-    if _has_non_finite(value):
+    if has_non_finite(value):
         # A literal such as 1e400 parses, as a float, to infinity.
         raise NotStrictJson("Parse error: a number is too large for a 64-bit float (it would be Infinity); "
                             "send a finite number")
     return value
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON text that any JSON parser accepts; raises ValueError for NaN or Infinity
-    (and for strings that cannot be encoded as UTF-8, i.e. lone surrogates), TypeError for
-    values JSON has no form for.
-
-    orjson encodes (several times faster than `json`, most of an answer's encoding cost),
-    but writes NaN and Infinity as null: so a body whose text has a null is searched for a
-    non-finite number, and refused if it holds one. What orjson refuses (lone surrogates,
-    integers beyond 64 bits, non-string keys, datetimes) goes to `json`, which encodes it as
-    before or raises the error above."""
-    try:
-        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return _json_dumps(value)
-    if b"null" in data and _has_non_finite(value):
-        raise ValueError("Out of range float values are not JSON compliant (NaN or Infinity)")
-    return data.decode()
-
-
 def quoted(text: str) -> str:
     """`text` as a JSON string (the text content an answer carries next to its structured form)."""
     return orjson.dumps(text).decode()
-
-
-#: datetimes and dataclasses have no JSON form here (as with `json`): orjson hands them back.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def _json_dumps(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    text.encode()  # raises UnicodeEncodeError (a ValueError) on a lone surrogate
-    return text
 
 
 def parse_error(message: str) -> bytes:
@@ -109,17 +83,3 @@ def _lenient_problem(body: bytes) -> str | None:
         return (f"Parse error: {found[0]} is not a JSON number (JSON has no NaN or Infinity); "
                 "send a finite number, or null")
     return ""
-
-
-def _has_non_finite(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float and not math.isfinite(item):
-            return True
-    return False

@@ -9,7 +9,7 @@ from typing import Any
 from cachebash.bench.agents import EchoAgent, ProtocolError
 from cachebash.bench.server import Target
 from cachebash.bench.stats import Recorder, latency_summary
-from cachebash.bench.workloads.common import deadline, timed
+from cachebash.bench.workloads.common import ServerWatch, deadline, timed
 
 UNAVAILABLE = "no /bench/echo on this server: start it with CACHEBASH_BENCH_ROUTES=1 for the baseline"
 
@@ -33,11 +33,15 @@ async def run(target: Target, agents: int, duration: float, client: str) -> dict
         while running():
             await agent.echo()
 
+    watch = ServerWatch(target)
+    await watch.start()
     try:
         elapsed = await timed([loop(a) for a in echoes])
+        summary = latency_summary(recorder.samples["echo"], elapsed)
+        server = await watch.finish(summary["count"])
     finally:
         for agent in echoes:
             await agent.close()
-    summary = latency_summary(recorder.samples["echo"], elapsed)
     return {"agents": agents, "client": client, "requests": summary["count"],
-            "requestsPerSecond": summary["perSecond"], **{k: summary[k] for k in ("p50Ms", "p95Ms", "p99Ms")}}
+            "requestsPerSecond": summary["perSecond"], **{k: summary[k] for k in ("p50Ms", "p95Ms", "p99Ms")},
+            "cpuUsPerRequest": server["cpuUsPerCall"]}

@@ -61,7 +61,8 @@ async def rpcs_per_tool(target: Target, steps: Sequence[tuple[str, Callable[[], 
 
 
 class ServerWatch:
-    """Peak RSS and store RPCs over one workload, from the server's `/bench/stats`."""
+    """Peak RSS, store RPCs and server CPU time per call over one workload, from the server's
+    `/bench/stats` (the CPU figure includes the server's own background threads, as it should)."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -77,8 +78,13 @@ class ServerWatch:
         per_call = None
         if isinstance(rpcs_before, int) and isinstance(rpcs_after, int) and tool_calls:
             per_call = round((rpcs_after - rpcs_before) / tool_calls, 2)
+        cpu_before, cpu_after = self.before.get("cpuSeconds"), after.get("cpuSeconds")
+        cpu = None
+        if isinstance(cpu_before, float) and isinstance(cpu_after, float) and tool_calls:
+            cpu = round((cpu_after - cpu_before) / tool_calls * 1e6)
         return {
             "peakRssMb": round(peak / 2**20, 1) if isinstance(peak, int) else None,
             "store": after.get("store"),
             "storeRpcsPerCall": per_call,
+            "cpuUsPerCall": cpu,
         }
