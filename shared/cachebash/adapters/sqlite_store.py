@@ -18,9 +18,11 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,14 +140,15 @@ def _indexes(conn: sqlite3.Connection) -> dict[str, str]:
 SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 #: The checkpointer's pause between checkpoints while writes arrive.
 CHECKPOINT_INTERVAL_S = 0.2
-#: WAL frames (pages, 4 KiB) past which a checkpoint also restarts the WAL (`_Checkpointer`):
-#: SQLite's own autocheckpoint mark is 1000; four times that keeps the restarts rare (one every
-#: few seconds at full dispatch load) and the WAL under ~16 MiB.
-RESTART_FRAMES = 4096
+#: The WAL's size past which the writer restarts it (`SqliteStore._restart_wal`), and what the
+#: file is cut back to then: 4096 pages, four times SQLite's own autocheckpoint mark, so restarts
+#: stay rare (one every few seconds at full dispatch load).
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 #: How long the writer's RESTART checkpoint waits for a checkpoint or reader in progress.
 RESTART_WAIT_MS = 20
-#: What the WAL file is cut back to when it restarts after a burst.
-WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024
+#: After a RESTART that could not finish (a reader in another process holds the WAL), the
+#: writer's pause before it tries again, so its commits do not each wait RESTART_WAIT_MS.
+RESTART_RETRY_S = 1.0
 #: Failed group COMMITs remembered for their callers (`group_outcome`); a caller looks within
 #: one event-loop turn, so a few are plenty.
 FAILED_GROUPS_KEPT = 64
@@ -174,6 +177,8 @@ class SqliteStore(Store):
             self._conn.executescript(_SCHEMA)
             _migrate_indexes(self._conn)
         self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
+        self._wal = self.path + "-wal"
+        self._restart_after = 0.0
         if self._checkpointer is not None:
             # Checkpoints (copying the WAL into the database file, with an fsync) run on the
             # checkpointer's thread, not inside whichever request's COMMIT crossed the WAL's
@@ -306,22 +311,34 @@ class SqliteStore(Store):
 
     def _committed(self) -> None:
         if self._checkpointer is not None:
-            if self._checkpointer.restart_due:
+            if self._wal_too_long():
                 self._restart_wal()
             self._checkpointer.written.set()
 
+    def _wal_too_long(self) -> bool:
+        """Whether to restart the WAL now: it passed the limit, no restart failed within the
+        last RESTART_RETRY_S, and the checkpointer is not copying (it holds the checkpoint lock
+        meanwhile; the next commit tries)."""
+        if self._checkpointer is None or self._checkpointer.copying or time.monotonic() < self._restart_after:
+            return False
+        try:
+            return os.stat(self._wal).st_size > WAL_SIZE_LIMIT_BYTES
+        except OSError:
+            return False
+
     def _restart_wal(self) -> None:
-        """See `_Checkpointer`. A short busy wait: a reader in another process (the CLI) may
-        hold the WAL a while, and this runs on the writer's thread; busy means next time."""
-        assert self._checkpointer is not None
-        self._checkpointer.restart_due = False
+        """See `_Checkpointer`. Right after a COMMIT, so this connection holds no lock; a short
+        busy wait, since this runs on the writer's thread (the event loop's)."""
         self._conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         except sqlite3.OperationalError as exc:
             log.debug("SQLite WAL restart skipped (%s)", exc)
+            busy = 1
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+        if busy:
+            self._restart_after = time.monotonic() + RESTART_RETRY_S
 
     def _open_group(self) -> bool:
         if not self._schedule():
@@ -377,17 +394,18 @@ class _Checkpointer:
     A WAL only starts again from its beginning when a writer finds every frame copied, which
     under steady writes never happens: the next commit always lands while a checkpoint runs.
     It then grew without end (640 MB after a minute of dispatch), and every page read searched
-    one more wal-index table for each 4096 frames (a call's SQL took 1.5x as long). So once a
-    round finds the WAL past RESTART_FRAMES it sets `restart_due`, and the writer, right after
-    its next COMMIT, when it holds no lock and the frames left to copy are the few written
-    since this round, runs a RESTART checkpoint (`SqliteStore._restart_wal`): the next commit
-    rewrites the WAL from its start and `journal_size_limit` gives the rest back to the disk.
-    (From this thread a RESTART rarely won the write lock from a busy writer.)"""
+    one more wal-index table for each 4096 frames (a call's SQL took 1.5x as long). So once the
+    WAL file passes WAL_SIZE_LIMIT_BYTES, the writer, right after a COMMIT, runs a RESTART
+    checkpoint (`SqliteStore._restart_wal`): it copies the few frames this thread has not yet
+    copied, the next commit rewrites the WAL from its start, and `journal_size_limit` cuts the
+    file back to the limit (so the file passing it again means as many frames again). From this
+    thread a RESTART rarely won the write lock from a busy writer.
+    """
 
     def __init__(self, path: str) -> None:
         self.written = threading.Event()
         self._stopping = threading.Event()
-        self.restart_due = False
+        self.copying = False  # a PASSIVE round is running (the writer's RESTART would wait for it)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
         self._thread.start()
@@ -399,21 +417,16 @@ class _Checkpointer:
                 self.written.clear()
                 if self._stopping.is_set():
                     break
+                self.copying = True
                 try:
-                    self.checkpoint()
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # the next write tries again; the WAL only grows meanwhile
                     log.warning("SQLite WAL checkpoint failed (%s); retrying at the next write", exc)
+                finally:
+                    self.copying = False
                 self._stopping.wait(CHECKPOINT_INTERVAL_S)
         finally:
             self._conn.close()
-
-    def checkpoint(self) -> int:
-        """One round: copy what the WAL holds; ask for a restart when it is long. The WAL's
-        length in frames before the round."""
-        _, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames >= RESTART_FRAMES:
-            self.restart_due = True
-        return int(frames)
 
     def stop(self) -> None:
         self._stopping.set()
